@@ -1,0 +1,63 @@
+"""Non-personalised scorers: popularity (also the last fallback) and random."""
+
+from __future__ import annotations
+
+from typing import Self
+
+import numpy as np
+
+from .base import Explanation, Scores, TrainingData, UserProfile
+
+
+class Popularity:
+    """Scores items by how many users liked them (rating >= ``like_threshold``).
+
+    Ties (and items nobody liked) are ordered by how many users watched them,
+    so every rated item gets a positive score. Fitted on the training ratings only.
+    """
+
+    name = "popularity"
+
+    def __init__(self, like_threshold: float = 8.0):
+        self.like_threshold = like_threshold
+
+    def fit(self, data: TrainingData) -> Self:
+        matrix = data.ratings.tocsc()
+        n_items = matrix.shape[1]
+        col = np.repeat(np.arange(n_items), np.diff(matrix.indptr))
+        likes = np.bincount(col, weights=matrix.data >= self.like_threshold, minlength=n_items)
+        watched = np.bincount(col, minlength=n_items).astype(np.float64)
+        values = likes + watched / (watched.max() + 1.0)
+        self.likes_ = likes.astype(np.int64)
+        self.watched_ = watched.astype(np.int64)
+        self.values_ = (values / max(values.max(), 1e-12)).astype(np.float32)
+        return self
+
+    def score(self, profile: UserProfile) -> Scores:
+        return Scores(self.values_, self.name)
+
+    def explain(self, profile: UserProfile, item_idx: np.ndarray, scores: Scores) -> Explanation:
+        return Explanation(
+            [f"popular: liked by {self.likes_[i]:,} users" for i in item_idx], {}
+        )
+
+
+class RandomScorer:
+    """Uniform random scores over items anyone rated: the floor any model must beat."""
+
+    name = "random"
+
+    def __init__(self, random_state: int = 0):
+        self.random_state = random_state
+
+    def fit(self, data: TrainingData) -> Self:
+        self.rated_ = np.diff(data.ratings.tocsc().indptr) > 0
+        return self
+
+    def score(self, profile: UserProfile) -> Scores:
+        seed = self.random_state + (0 if profile.user_id is None else int(profile.user_id))
+        values = np.random.default_rng(seed).random(len(self.rated_)).astype(np.float32)
+        return Scores(np.where(self.rated_, values + 1e-3, 0).astype(np.float32), self.name)
+
+    def explain(self, profile: UserProfile, item_idx: np.ndarray, scores: Scores) -> Explanation:
+        return Explanation(["picked at random"] * len(item_idx), {})

@@ -1,0 +1,156 @@
+"""Command line: ``python -m recommender <command> ...``.
+
+Bad arguments print one line to stderr and exit 2; expected failures (unknown
+user, no database...) print one line and exit 1. No traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+import pandas as pd
+
+from .errors import RecommenderError
+
+_log = logging.getLogger(__name__)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line (no usage dump)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def load_engine(args: argparse.Namespace):
+    """The engine the commands query, built from the bundled data in memory."""
+    from .catalog import load_bundled_anime, load_bundled_ratings
+    from .engine import RecommenderEngine
+
+    return RecommenderEngine.from_frames(load_bundled_anime(), load_bundled_ratings())
+
+
+def _print_frame(frame: pd.DataFrame, columns: Sequence[str], as_json: bool) -> None:
+    if as_json:
+        records = frame.to_dict(orient="records")
+        print(json.dumps({"rows": records, "meta": {k: v for k, v in frame.attrs.items()}},
+                         default=_json_default, ensure_ascii=False, indent=2))
+        return
+    shown = frame[[c for c in columns if c in frame.columns]]
+    with pd.option_context("display.max_colwidth", 60, "display.width", 200):
+        print(shown.to_string(index=False) if len(shown) else "(nothing found)")
+
+
+def _json_default(value):
+    if hasattr(value, "item"):
+        return value.item()
+    if value is pd.NA:
+        return None
+    return str(value)
+
+
+def _liked_from_args(engine, titles: Sequence[str], ids: Sequence[int]) -> dict:
+    liked: dict[int, float | None] = {int(i): None for i in ids}
+    for title in titles:
+        text, _, rating = title.partition("=")
+        anime_id = engine.resolve_title(text.strip())
+        liked[anime_id] = float(rating) if rating.strip() else None
+        print(f"  {text.strip()!r} -> {engine.anime_by_id([anime_id])['name'].iloc[0]} "
+              f"(id {anime_id})", file=sys.stderr)
+    return liked
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    engine = load_engine(args)
+    liked = None
+    if args.liked or args.liked_id:
+        liked = _liked_from_args(engine, args.liked, args.liked_id)
+    elif args.user is None:
+        raise _UsageError("give --user ID, or --liked TITLE / --liked-id ID")
+    frame = engine.recommend(args.user if liked is None else None, liked=liked,
+                             algorithm=args.algorithm, weight=args.weight, n=args.n, k=args.k,
+                             collaborative=args.collaborative)
+    if not args.json and frame.attrs.get("fallback"):
+        print(f"note: {frame.attrs['requested']} had nothing to go on; "
+              f"used {frame.attrs['method']}", file=sys.stderr)
+    _print_frame(frame, ["rank", "anime_id", "name", "score", "reason"], args.json)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    engine = load_engine(args)
+    frame = engine.search(args.query, limit=args.limit)
+    _print_frame(frame, ["anime_id", "name", "matched_title", "match_score", "type", "members"],
+                 args.json)
+    return 0
+
+
+def cmd_neighbors(args: argparse.Namespace) -> int:
+    engine = load_engine(args)
+    frame = engine.neighbors(args.user, k=args.k, exact=args.exact)
+    _print_frame(frame, ["rank", "user_id", "similarity", "shared", "n_ratings"], args.json)
+    return 0
+
+
+class _UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m recommender", description="Hybrid anime recommender")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    rec = sub.add_parser("recommend", help="recommend anime for a user or a list of titles")
+    rec.add_argument("--user", type=int, help="a known user id")
+    rec.add_argument("--liked", action="append", default=[], metavar="TITLE[=RATING]",
+                     help="a title you liked, resolved by fuzzy search (repeatable)")
+    rec.add_argument("--liked-id", action="append", default=[], type=int, metavar="ANIME_ID")
+    rec.add_argument("--algorithm", default="hybrid",
+                     help="user-user, content, hybrid, popularity, random, ...")
+    rec.add_argument("--collaborative", default="user-user",
+                     help="collaborative part of the hybrid")
+    rec.add_argument("--weight", type=float, default=None, help="collaborative share in [0, 1]")
+    rec.add_argument("-n", type=int, default=10, help="how many anime")
+    rec.add_argument("-k", type=int, default=None, help="neighbours for user-user")
+    rec.add_argument("--json", action="store_true", help="print JSON")
+    rec.set_defaults(func=cmd_recommend)
+
+    srch = sub.add_parser("search", help="fuzzy title search")
+    srch.add_argument("query")
+    srch.add_argument("--limit", type=int, default=10)
+    srch.add_argument("--json", action="store_true")
+    srch.set_defaults(func=cmd_search)
+
+    nb = sub.add_parser("neighbors", help="a user's nearest users")
+    nb.add_argument("--user", type=int, required=True)
+    nb.add_argument("-k", type=int, default=20)
+    nb.add_argument("--exact", action="store_true", help="brute force instead of the ANN index")
+    nb.add_argument("--json", action="store_true")
+    nb.set_defaults(func=cmd_neighbors)
+    return parser
+
+
+COMMANDS: dict[str, Callable] = {}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except _UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RecommenderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

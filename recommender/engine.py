@@ -1,0 +1,570 @@
+"""RecommenderEngine: builds and owns the catalogue, matrix, scorers and search.
+
+This is the public entry point (``from recommender import RecommenderEngine``).
+Every argument is validated here, at the boundary, so nothing raises from deep
+inside numpy or hnswlib; errors are the package's own (``recommender.errors``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from . import hybrid
+from .base import Explanation, Scorer, Scores, TrainingData, UserProfile
+from .baselines import Popularity, RandomScorer
+from .catalog import clean_anime, clean_ratings
+from .collaborative import Neighbours, UserKNN
+from .config import EngineParams
+from .content import ContentTfidf
+from .errors import (
+    EmptyInputError,
+    InvalidParameterError,
+    UnknownAlgorithmError,
+    UnknownAnimeError,
+    UnknownUserError,
+)
+from .matrix import IdIndex, matrix_from_frame, matrix_nbytes
+from .profiling import PROFILER, timed
+from .search import TitleSearch
+
+_log = logging.getLogger(__name__)
+
+#: Bounds on request sizes: far above any real use, low enough that one call
+#: cannot tie up a shared server.
+MAX_N = 500
+MAX_K = 500
+MAX_LIST = 5000
+#: A listed anime without a rating counts as liked, with this rating.
+LIKED_RATING = 10.0
+ADULT_GENRE = "Hentai"
+
+
+def _positive_int(value, name: str, upper: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        if isinstance(value, Real) and not isinstance(value, bool) and float(value).is_integer():
+            value = int(value)
+        else:
+            raise InvalidParameterError(f"{name} must be a whole number, got {value!r}")
+    if not 1 <= value <= upper:
+        raise InvalidParameterError(f"{name} must be between 1 and {upper}, got {value}")
+    return int(value)
+
+
+def _weight(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or math.isnan(float(value)):
+        raise InvalidParameterError(f"weight must be a number in [0, 1], got {value!r}")
+    if not 0.0 <= float(value) <= 1.0:
+        raise InvalidParameterError(f"weight must be in [0, 1], got {value}")
+    return float(value)
+
+
+class RecommenderEngine:
+    """User-user CF, content TF-IDF and their hybrid over one catalogue and rating matrix.
+
+    Build it with :meth:`from_frames` (in memory) or ``from_settings`` (database
+    and on-disk cache). Queries are thread-safe; so is :meth:`add_rows`.
+    """
+
+    #: Algorithms that blend as the collaborative part of the hybrid.
+    collaborative_algorithms: tuple[str, ...] = ("user-user",)
+
+    def __init__(self, data: TrainingData, params: EngineParams,
+                 scorers: Mapping[str, Scorer]):
+        self.params = params
+        self._data = data
+        self._scorers = dict(scorers)
+        self._write_lock = threading.Lock()
+        anime = data.anime
+        self._genre_adult = anime["genre"].fillna("").str.contains(ADULT_GENRE).to_numpy()
+        self.search_index = TitleSearch(anime)
+        popularity = self._scorers["popularity"]
+        self._tie_break = popularity.values_.astype(np.float64)  # type: ignore[attr-defined]
+        self.build_info: dict = {}
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_frames(cls, anime_df: pd.DataFrame, ratings_df: pd.DataFrame,
+                    params: EngineParams | None = None) -> RecommenderEngine:
+        """Build everything in memory from a Kaggle-format catalogue and ratings.
+
+        ``anime_df`` has the ``anime.csv`` columns (optionally ``english_name``,
+        ``japanese_name``, ``synopsis``); ``ratings_df`` has ``user_id``,
+        ``anime_id`` and ``rating`` (-1 = watched, not rated). Ratings of anime
+        the catalogue lacks are dropped with a warning.
+        """
+        params = params or EngineParams()
+        with PROFILER.stage("load", memory=True):
+            anime = clean_anime(anime_df)
+            ratings = clean_ratings(ratings_df)
+        data = cls.training_data(anime, ratings)
+        return cls.fit(data, params)
+
+    @staticmethod
+    def training_data(anime: pd.DataFrame, ratings: pd.DataFrame) -> TrainingData:
+        """Id maps and the rating matrix for clean frames (catalogue sorted by anime_id)."""
+        with PROFILER.stage("matrix", memory=True):
+            anime = anime.sort_values("anime_id").reset_index(drop=True)
+            items = IdIndex(anime["anime_id"].to_numpy(np.int64))
+            unknown = items.numbers(ratings["anime_id"].to_numpy()) < 0
+            if unknown.any():
+                _log.warning("dropping %d ratings of anime not in the catalogue", int(unknown.sum()))
+                ratings = ratings[~unknown]
+            users = IdIndex.from_ids(ratings["user_id"].to_numpy())
+            matrix = matrix_from_frame(ratings, users, items)
+        return TrainingData(anime=anime, users=users, items=items, ratings=matrix)
+
+    @classmethod
+    def fit(cls, data: TrainingData, params: EngineParams,
+            knn: UserKNN | None = None) -> RecommenderEngine:
+        """Fit every scorer on ``data``; a restored ``knn`` is used as it is."""
+        scorers: dict[str, Scorer] = {}
+        with PROFILER.stage("popularity"):
+            scorers["popularity"] = Popularity(params.like_threshold).fit(data)
+            scorers["random"] = RandomScorer(params.random_state).fit(data)
+        with PROFILER.stage("content", memory=True):
+            scorers["content"] = ContentTfidf(
+                like_threshold=params.like_threshold, use_synopsis=params.use_synopsis,
+                use_type=params.use_type, synopsis_weight=params.synopsis_weight,
+                type_weight=params.type_weight,
+            ).fit(data)
+        if knn is None:
+            with PROFILER.stage("user-user fit", memory=True):
+                knn = cls.make_knn(params).fit(data)
+        scorers["user-user"] = knn
+        return cls(data, params, scorers)
+
+    @staticmethod
+    def make_knn(params: EngineParams) -> UserKNN:
+        return UserKNN(
+            n_neighbors=params.n_neighbors, dim=params.dim, n_candidates=params.n_candidates,
+            m=params.hnsw_m, ef_construction=params.hnsw_ef_construction, ef=params.hnsw_ef,
+            like_threshold=params.like_threshold, watched_weight=params.watched_weight,
+            damping=params.damping, random_state=params.random_state,
+        )
+
+    # ------------------------------------------------------------------ read-only views
+    @property
+    def data(self) -> TrainingData:
+        """The current catalogue, id maps and rating matrix (replaced whole on add)."""
+        return self._data
+
+    @property
+    def anime(self) -> pd.DataFrame:
+        return self._data.anime
+
+    @property
+    def knn(self) -> UserKNN:
+        return self._scorers["user-user"]  # type: ignore[return-value]
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """Names accepted by ``recommend(algorithm=...)``."""
+        return tuple(n for n in self._scorers if n != "random") + ("hybrid", "random")
+
+    def scorer(self, name: str) -> Scorer:
+        if name not in self._scorers:
+            raise UnknownAlgorithmError(
+                f"unknown algorithm {name!r}; choose one of {', '.join(self.algorithms)}"
+            )
+        return self._scorers[name]
+
+    def register(self, scorer: Scorer, *, collaborative: bool = False) -> None:
+        """Add a fitted scorer under ``scorer.name`` (optionally as a hybrid CF part)."""
+        self._scorers[scorer.name] = scorer
+        if collaborative and scorer.name not in self.collaborative_algorithms:
+            self.collaborative_algorithms = self.collaborative_algorithms + (scorer.name,)
+
+    def user_ids(self) -> np.ndarray:
+        """Every known user id (int64, sorted)."""
+        return self._data.users.ids
+
+    def has_user(self, user_id: int) -> bool:
+        return self._data.users.number(int(user_id)) >= 0
+
+    def stats(self) -> dict:
+        """Sizes for the dashboard: users, anime, ratings, matrix and index memory."""
+        data = self._data
+        n_users, n_items = data.ratings.shape
+        return {
+            "users": int(n_users),
+            "anime": int(n_items),
+            "rated_anime": int((np.diff(data.ratings.tocsc().indptr) > 0).sum()),
+            "ratings": int(data.ratings.nnz),
+            "watched_unrated": int((data.ratings.data < 0).sum()),
+            "matrix_bytes": matrix_nbytes(data.ratings),
+            "dense_bytes": int(n_users) * int(n_items) * 4,
+            "index_elements": len(self.knn.index_),
+            "index_bytes": self.knn.index_.nbytes(),
+            "vector_dim": int(self.knn.components_.shape[0]),
+        }
+
+    def anime_frame(self, item_idx: Iterable[int]) -> pd.DataFrame:
+        """Catalogue rows for positions, in the given order."""
+        return self._data.anime.iloc[np.asarray(list(item_idx), dtype=np.int64)].reset_index(drop=True)
+
+    def anime_by_id(self, anime_ids: Iterable[int]) -> pd.DataFrame:
+        """Catalogue rows for known ``anime_ids`` (unknown ids are left out)."""
+        pos = self._data.items.numbers(np.asarray(list(anime_ids), dtype=np.int64))
+        return self.anime_frame(pos[pos >= 0])
+
+    # ------------------------------------------------------------------ users
+    def profile(self, user_id: int | None = None, liked=None) -> UserProfile:
+        """The profile of a known user, or of a what-if user built from ``liked``."""
+        if (user_id is None) == (liked is None):
+            raise InvalidParameterError("give exactly one of user_id or liked")
+        if user_id is not None:
+            return self._user_profile(user_id)
+        profile, _unknown = self.profile_from_liked(liked)
+        return profile
+
+    def _user_profile(self, user_id) -> UserProfile:
+        if isinstance(user_id, bool) or not isinstance(user_id, (Integral, np.integer)):
+            if isinstance(user_id, (Real, str)):
+                try:
+                    as_int = int(str(user_id).strip())
+                except ValueError:
+                    raise UnknownUserError(f"user {user_id!r} is not a user id") from None
+                user_id = as_int
+            else:
+                raise UnknownUserError(f"user {user_id!r} is not a user id")
+        data = self._data
+        row = data.users.number(int(user_id))
+        if row < 0:
+            raise UnknownUserError(f"unknown user {user_id}")
+        start, end = data.ratings.indptr[row], data.ratings.indptr[row + 1]
+        return UserProfile(
+            item_idx=data.ratings.indices[start:end].astype(np.int64),
+            ratings=data.ratings.data[start:end].astype(np.float32),
+            user_idx=row, user_id=int(user_id),
+        )
+
+    def profile_from_liked(self, liked) -> tuple[UserProfile, list]:
+        """A what-if profile from ``{anime_id: rating or None}`` or a list of ids.
+
+        No rating means liked (counted as 10). Unknown ids are dropped and
+        returned; a list with nothing known is an :class:`EmptyInputError`.
+        """
+        pairs = self._liked_pairs(liked)
+        items = self._data.items
+        ids = np.array([p[0] for p in pairs], dtype=np.int64)
+        ratings = np.array([p[1] for p in pairs], dtype=np.float32)
+        pos = items.numbers(ids)
+        unknown = [int(i) for i in ids[pos < 0]]
+        keep = pos >= 0
+        if not keep.any():
+            raise EmptyInputError(
+                f"none of the listed anime are in the catalogue (unknown ids: {unknown[:10]})"
+            )
+        pos, ratings = pos[keep], ratings[keep]
+        # A title listed twice keeps its last rating.
+        _, last = np.unique(pos[::-1], return_index=True)
+        sel = len(pos) - 1 - last
+        return UserProfile(item_idx=pos[sel], ratings=ratings[sel]), unknown
+
+    @staticmethod
+    def _liked_pairs(liked) -> list[tuple[int, float]]:
+        if isinstance(liked, Mapping):
+            raw = list(liked.items())
+        elif isinstance(liked, (str, bytes)) or not isinstance(liked, Iterable):
+            raise InvalidParameterError("liked must be a mapping {anime_id: rating} or a list of ids")
+        else:
+            raw = [(x, None) for x in liked]
+        if not raw:
+            raise EmptyInputError("the list of liked anime is empty")
+        if len(raw) > MAX_LIST:
+            raise InvalidParameterError(f"the list has {len(raw)} anime; at most {MAX_LIST}")
+        pairs = []
+        for anime_id, rating in raw:
+            if isinstance(anime_id, bool) or not isinstance(anime_id, (Integral, np.integer)):
+                try:
+                    anime_id = int(str(anime_id).strip())
+                except ValueError:
+                    raise InvalidParameterError(f"anime id {anime_id!r} is not a whole number") from None
+            if rating is None:
+                value = LIKED_RATING
+            elif isinstance(rating, bool) or not isinstance(rating, Real):
+                raise InvalidParameterError(f"rating {rating!r} of anime {anime_id} is not a number")
+            else:
+                value = float(rating)
+                if math.isnan(value) or not (value == -1 or 1 <= value <= 10):
+                    raise InvalidParameterError(
+                        f"rating {rating!r} of anime {anime_id} must be -1 (watched) or 1..10"
+                    )
+            pairs.append((int(anime_id), value))
+        return pairs
+
+    # ------------------------------------------------------------------ scoring
+    def scores(self, profile: UserProfile, algorithm: str, *, k: int | None = None) -> Scores:
+        """Raw scores of one algorithm (not hybrid) for a profile, over the whole catalogue."""
+        scorer = self.scorer(algorithm)
+        with PROFILER.stage(algorithm):
+            if algorithm == "user-user":
+                return scorer.score(profile, k)  # type: ignore[call-arg]
+            return scorer.score(profile)
+
+    def allowed_mask(self, profile: UserProfile, exclude: Iterable[int] = ()) -> np.ndarray:
+        """Items that may be recommended: not watched (-1 included), not excluded, not adult."""
+        allowed = np.ones(len(self._data.items), dtype=bool)
+        allowed[profile.item_idx] = False
+        extra = self._data.items.numbers(np.asarray(list(exclude), dtype=np.int64))
+        allowed[extra[extra >= 0]] = False
+        if not self.params.include_adult:
+            allowed &= ~self._genre_adult
+        return allowed
+
+    def rank(self, chain: list[Scores], n: int, allowed: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        """Top ``n`` from the first scores in ``chain``, filled up from the next ones.
+
+        Returns positions and, per position, the index in ``chain`` that supplied it.
+        """
+        picked: list[np.ndarray] = []
+        source: list[int] = []
+        allowed = allowed.copy()
+        for level, scores in enumerate(chain):
+            need = n - sum(len(p) for p in picked)
+            if need <= 0:
+                break
+            top = hybrid.top_n(scores.values, need, allowed=allowed, tie_break=self._tie_break)
+            allowed[top] = False
+            picked.append(top)
+            source.extend([level] * len(top))
+        items = np.concatenate(picked) if picked else np.empty(0, np.int64)
+        return items.astype(np.int64), source
+
+    @timed("recommend")
+    def recommend(self, user_id: int | None = None, *, liked=None, algorithm: str = "hybrid",
+                  weight: float | None = None, n: int = 10, k: int | None = None,
+                  collaborative: str = "user-user", exclude: Iterable[int] = ()) -> pd.DataFrame:
+        """Top-``n`` anime for a known user or a what-if list, best first.
+
+        Parameters
+        ----------
+        user_id : a known user, or None with ``liked``.
+        liked : ``{anime_id: rating or None}`` or a list of anime ids (no rating = liked).
+        algorithm : "user-user", "content", "hybrid", "popularity" or "random"
+            (and any registered scorer).
+        weight : share of the collaborative score in the hybrid, in [0, 1]
+            (default: the engine's ``hybrid_weight``).
+        n : how many anime (1..500). k : neighbours for user-user (1..500).
+        collaborative : the hybrid's collaborative part (default "user-user").
+        exclude : anime ids never to return (e.g. already listed elsewhere).
+
+        Returns
+        -------
+        DataFrame with ``rank``, ``anime_id``, ``name``, ``score`` (higher is
+        better; comparable only within one call), ``source`` (the algorithm that
+        placed the row), ``reason``, catalogue columns and per-algorithm
+        explanation columns. ``attrs`` holds ``method`` (what was used),
+        ``requested``, ``fallback`` and ``unknown_ids``.
+        """
+        n = _positive_int(n, "n", MAX_N)
+        k = None if k is None else _positive_int(k, "k", MAX_K)
+        weight = self.params.hybrid_weight if weight is None else _weight(weight)
+        if algorithm != "hybrid":
+            self.scorer(algorithm)
+        if collaborative not in self.collaborative_algorithms:
+            raise UnknownAlgorithmError(
+                f"unknown collaborative algorithm {collaborative!r}; choose one of "
+                f"{', '.join(self.collaborative_algorithms)}"
+            )
+        unknown: list = []
+        if (user_id is None) == (liked is None):
+            raise InvalidParameterError("give exactly one of user_id or liked")
+        if user_id is not None:
+            profile = self._user_profile(user_id)
+        else:
+            profile, unknown = self.profile_from_liked(liked)
+        allowed = self.allowed_mask(profile, exclude)
+
+        parts: dict[str, Scores] = {}
+        if algorithm in ("hybrid", *self.collaborative_algorithms):
+            cf_name = collaborative if algorithm == "hybrid" else algorithm
+            parts[cf_name] = self.scores(profile, cf_name, k=k)
+        if algorithm in ("hybrid", "content"):
+            parts["content"] = self.scores(profile, "content")
+        if algorithm not in parts and algorithm != "hybrid":
+            parts[algorithm] = self.scores(profile, algorithm)
+        content = parts.get("content")
+        popular = self.scores(profile, "popularity") if algorithm != "popularity" else parts[algorithm]
+
+        # The chain: the requested scores first, then content, then popularity, so a
+        # user with no usable neighbours (or too few candidates) still gets n rows.
+        if algorithm == "hybrid":
+            cf = parts[collaborative]
+            with PROFILER.stage("blend"):
+                blended = hybrid.blend(cf.values, content.values, weight)
+            primary = Scores(blended.astype(np.float64), "hybrid",
+                             details={"cf_score": hybrid.scale_to_unit(cf.values),
+                                      "content_score": hybrid.scale_to_unit(content.values)})
+        else:
+            primary = parts[algorithm]
+        chain = [primary]
+        if algorithm not in ("content", "popularity", "random"):
+            chain.append(content if content is not None else self.scores(profile, "content"))
+        if algorithm != "popularity":
+            chain.append(popular)
+        usable = [s for s in chain if (s.values > 0).any()]
+        method = usable[0].method if usable else algorithm
+        items, source = self.rank(chain, n, allowed)
+        with PROFILER.stage("explain"):
+            frame = self._frame(profile, items, source, chain, parts, weight, algorithm)
+        frame.attrs.update({"method": method, "requested": algorithm,
+                            "fallback": method != algorithm, "unknown_ids": unknown,
+                            "weight": weight if algorithm == "hybrid" else None})
+        return frame
+
+    def _frame(self, profile: UserProfile, items: np.ndarray, source: list[int],
+               chain: list[Scores], parts: dict[str, Scores], weight: float,
+               algorithm: str) -> pd.DataFrame:
+        anime = self.anime_frame(items)
+        scores = np.array([chain[s].values[i] for s, i in zip(source, items)], dtype=np.float64)
+        frame = pd.DataFrame({
+            "rank": np.arange(1, len(items) + 1),
+            "anime_id": anime["anime_id"].to_numpy(),
+            "name": anime["name"].to_numpy(),
+            "english_name": anime["english_name"].to_numpy(),
+            "score": scores.astype(np.float32),
+            "source": [chain[s].method for s in source],
+        })
+        reasons: list[list[str]] = [[] for _ in items]
+        # Explain each row by every part that had evidence for it.
+        explainers = [(name, s) for name, s in parts.items()]
+        if not any(name == "popularity" for name, _ in explainers):
+            explainers.append(("popularity", chain[-1]))
+        for name, s in explainers:
+            has = s.values[items] > 0 if len(items) else np.zeros(0, bool)
+            if name == "popularity" and len(explainers) > 1:
+                # Popularity only explains rows nothing personal placed.
+                has &= np.array([chain[src].method == "popularity" for src in source], dtype=bool)
+            if not has.any():
+                continue
+            explained: Explanation = self._scorers[name].explain(profile, items[has], s)
+            for row, text in zip(np.flatnonzero(has), explained.reasons):
+                reasons[row].append(text)
+            self._add_columns(frame, name, has, explained)
+            if name in ("user-user", "content") and name in s.method:
+                for key, values in s.details.items():
+                    frame[key] = values[items]
+        if algorithm == "hybrid":
+            for key, values in chain[0].details.items():
+                frame[key] = values[items].astype(np.float32)
+        frame["reason"] = ["; ".join(r) if r else "" for r in reasons]
+        for column, target in (("type", "type"), ("episodes", "episodes"), ("genre", "genre"),
+                               ("rating", "community_rating"), ("members", "members")):
+            frame[target] = anime[column].to_numpy()
+        return frame
+
+    def _add_columns(self, frame: pd.DataFrame, name: str, has: np.ndarray,
+                     explained: Explanation) -> None:
+        users, items = self._data.users.ids, self._data.items.ids
+        for key, values in explained.columns.items():
+            full: list = [[] if key == "neighbour_idx" else None for _ in range(len(frame))]
+            for row, value in zip(np.flatnonzero(has), values):
+                full[row] = value
+            if key == "neighbour_idx":
+                frame["neighbours"] = [[int(users[u]) for u in v] for v in full]
+            elif key == "because_idx":
+                frame["because_anime_id"] = pd.array(
+                    [None if v is None else int(items[v]) for v in full], dtype="Int64")
+                names = self._data.anime["name"].to_numpy()
+                frame["because_name"] = [None if v is None else names[v] for v in full]
+            else:
+                frame[key] = full
+
+    # ------------------------------------------------------------------ neighbours
+    def _neighbours(self, user_id, liked, k, exact) -> tuple[UserProfile, Neighbours]:
+        k = _positive_int(k, "k", MAX_K)
+        profile = self.profile(user_id, liked)
+        return profile, self.knn.neighbors(profile, k, exact=exact)
+
+    @timed("neighbours")
+    def neighbors(self, user_id: int | None = None, *, liked=None, k: int = 20,
+                  exact: bool = False) -> pd.DataFrame:
+        """The ``k`` most similar users, most similar first.
+
+        Columns: ``user_id``, ``similarity`` (cosine of centred rating rows, in
+        (0, 1]) and ``shared`` (anime both have watched). ``exact=True`` uses
+        brute force instead of the ANN index.
+        """
+        profile, neigh = self._neighbours(user_id, liked, k, exact)
+        data = self._data
+        mine = np.zeros(data.ratings.shape[1], dtype=bool)
+        mine[profile.item_idx] = True
+        sub = data.ratings[neigh.user_idx] if len(neigh.user_idx) else None
+        shared = (np.add.reduceat(mine[sub.indices], sub.indptr[:-1]) if sub is not None
+                  and sub.nnz else np.zeros(len(neigh.user_idx), dtype=np.int64))
+        # reduceat repeats a value for empty rows; an empty row shares nothing.
+        if sub is not None:
+            shared = np.where(np.diff(sub.indptr) > 0, shared, 0)
+        return pd.DataFrame({
+            "rank": np.arange(1, len(neigh.user_idx) + 1),
+            "user_id": data.users.ids[neigh.user_idx],
+            "similarity": neigh.similarity,
+            "shared": np.asarray(shared, dtype=np.int64),
+            "n_ratings": np.diff(data.ratings.indptr)[neigh.user_idx] if len(neigh.user_idx)
+            else np.zeros(0, dtype=np.int64),
+        })
+
+    # ------------------------------------------------------------------ search
+    @timed("search")
+    def search(self, query: str, limit: int = 10) -> pd.DataFrame:
+        """Anime whose titles match ``query``, best first (typos and English titles welcome).
+
+        Columns: ``anime_id``, ``name``, ``english_name``, ``matched_title``,
+        ``matched_on`` (which title variant), ``match_score`` (0-100), ``members``.
+        """
+        limit = _positive_int(limit, "limit", MAX_N)
+        hits = self.search_index.search(query, limit)
+        anime = self.anime_frame(hits["item_idx"])
+        return pd.DataFrame({
+            "anime_id": anime["anime_id"].to_numpy(),
+            "name": anime["name"].to_numpy(),
+            "english_name": anime["english_name"].to_numpy(),
+            "matched_title": hits["matched_title"].to_numpy(),
+            "matched_on": hits["matched_on"].to_numpy(),
+            "match_score": hits["match_score"].to_numpy(),
+            "type": anime["type"].to_numpy(),
+            "members": anime["members"].to_numpy(),
+        })
+
+    def resolve_title(self, title: str) -> int:
+        """The anime id best matching ``title``; :class:`UnknownAnimeError` when none does."""
+        hits = self.search(title, limit=1)
+        if hits.empty:
+            raise UnknownAnimeError(f"no anime matches {title!r}")
+        return int(hits["anime_id"].iloc[0])
+
+    # ------------------------------------------------------------------ users' lists
+    def user_ratings(self, user_id: int) -> pd.DataFrame:
+        """A user's anime, best rated first (-1 = watched, not rated, last)."""
+        profile = self._user_profile(user_id)
+        anime = self.anime_frame(profile.item_idx)
+        frame = anime[["anime_id", "name", "english_name", "genre", "type", "members"]].copy()
+        frame.insert(2, "rating", profile.ratings.astype(np.int16))
+        return frame.sort_values(["rating", "members"], ascending=False, kind="stable").reset_index(
+            drop=True
+        )
+
+    # ------------------------------------------------------------------ growth
+    def add_rows(self, user_ids: np.ndarray, rows: sp.csr_matrix) -> None:
+        """Append new users (ids larger than every known id) with raw rating rows.
+
+        Publishes the matrix and the index first, the id map last, so a reader
+        never sees a user id whose row or index entry is missing.
+        """
+        user_ids = np.asarray(user_ids, dtype=np.int64)
+        with self._write_lock:
+            data = self._data
+            self.knn.add_rows(rows)
+            # The user-user state holds the grown matrix; share it rather than copy it.
+            self._data = replace(data, users=data.users.appended(user_ids),
+                                 ratings=self.knn.state.ratings)

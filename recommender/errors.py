@@ -1,0 +1,55 @@
+"""The package's own exceptions, in one place.
+
+Every error the public API raises on bad input is a :class:`RecommenderError`.
+Each also subclasses the built-in that an existing ``except`` clause would
+expect (``KeyError`` for an unknown id, ``ValueError`` for a bad value), as
+scikit-learn's ``NotFittedError`` does, so callers may catch either.
+"""
+
+from __future__ import annotations
+
+
+class RecommenderError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class UnknownUserError(RecommenderError, KeyError):
+    """A ``user_id`` that the engine does not know."""
+
+
+class UnknownAnimeError(RecommenderError, KeyError):
+    """An anime id or title that the catalogue does not have."""
+
+
+class EmptyInputError(RecommenderError, ValueError):
+    """A list that is empty, or holds nothing the engine knows."""
+
+
+class InvalidParameterError(RecommenderError, ValueError):
+    """A parameter outside its allowed range (``n``, ``k``, ``weight``, a rating...)."""
+
+
+class UnknownAlgorithmError(InvalidParameterError):
+    """An ``algorithm`` name the engine does not offer."""
+
+
+class DataFormatError(RecommenderError, ValueError):
+    """A data file or frame that is not in the expected format.
+
+    The message names the file, the line and the problem.
+    """
+
+
+class DatabaseError(RecommenderError, RuntimeError):
+    """The database cannot be reached or used; the message names the setting."""
+
+
+class ConfigurationError(RecommenderError, ValueError):
+    """A setting (environment variable or ``.env`` entry) with a bad value."""
+
+
+class IndexCacheError(RecommenderError, RuntimeError):
+    """A persisted index or model that cannot be used (corrupt, truncated, stale)."""

@@ -1,0 +1,142 @@
+"""Id maps and sparse users x anime matrices (pure functions over arrays).
+
+Conventions: ``anime_id``/``user_id`` are external ids, ``item_idx``/``user_idx``
+are matrix positions. No function here ever makes a full matrix dense.
+
+What -1 ("watched, not rated") means
+------------------------------------
+The raw rating matrix keeps -1 as an explicit stored value, so a watched anime
+is never recommended back. For *similarity* a -1 says only that the user
+watched the title, not whether they liked it, so it carries no taste signal:
+it contributes zero to the centred similarity rows (see
+:func:`similarity_rows`). A user whose rows are all -1 therefore has a zero
+similarity vector and no neighbours; the engine falls back to content and then
+popularity for them. In the collaborative *aggregation* a neighbour's -1 counts
+as a weak "watched" vote (``watched_weight``), never as a like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+
+@dataclass(frozen=True, eq=False)
+class IdIndex:
+    """Sorted unique external ids; an id's position is its row/column number."""
+
+    ids: np.ndarray  # int64, sorted, unique
+
+    @classmethod
+    def from_ids(cls, ids) -> IdIndex:
+        return cls(np.unique(np.asarray(ids, dtype=np.int64)))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def numbers(self, ids) -> np.ndarray:
+        """Positions of ``ids`` (int64), -1 where unknown."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(self.ids) == 0:
+            return np.full(ids.shape, -1, dtype=np.int64)
+        pos = np.clip(np.searchsorted(self.ids, ids), 0, len(self.ids) - 1)
+        return np.where(self.ids[pos] == ids, pos, -1).astype(np.int64)
+
+    def number(self, one_id: int) -> int:
+        """Position of one id, -1 when unknown."""
+        return int(self.numbers(np.array([one_id]))[0])
+
+    def appended(self, new_ids) -> IdIndex:
+        """A new index with ``new_ids`` (all larger than the current maximum) at the end."""
+        new_ids = np.asarray(new_ids, dtype=np.int64)
+        if len(self.ids) and len(new_ids) and new_ids.min() <= self.ids[-1]:
+            raise ValueError("appended ids must be larger than every existing id")
+        return IdIndex(np.concatenate([self.ids, new_ids]))
+
+
+def build_rating_matrix(
+    user_idx: np.ndarray, item_idx: np.ndarray, ratings: np.ndarray, shape: tuple[int, int]
+) -> sp.csr_matrix:
+    """Users x anime CSR of raw ratings (float32): -1 or 1..10; absent pairs are not stored.
+
+    Rows are built directly from coordinates; duplicate pairs keep the last value
+    rather than being summed, since a re-rated title replaces the old rating.
+    """
+    user_idx = np.asarray(user_idx, dtype=np.int64)
+    item_idx = np.asarray(item_idx, dtype=np.int64)
+    ratings = np.asarray(ratings, dtype=np.float32)
+    # Sort by (row, col) with the input order as the last key, then keep the last
+    # of each pair: a stable, vectorised "last write wins".
+    order = np.lexsort((np.arange(len(user_idx)), item_idx, user_idx))
+    u, i, r = user_idx[order], item_idx[order], ratings[order]
+    if len(u):
+        last = np.ones(len(u), dtype=bool)
+        last[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
+        u, i, r = u[last], i[last], r[last]
+    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(u, minlength=shape[0]), out=indptr[1:])
+    index_dtype = np.int32 if max(shape[1], len(i)) < 2**31 else np.int64
+    return sp.csr_matrix(
+        (r, i.astype(index_dtype), indptr.astype(index_dtype)), shape=shape
+    )
+
+
+def matrix_from_frame(
+    ratings: pd.DataFrame, users: IdIndex, items: IdIndex
+) -> sp.csr_matrix:
+    """CSR of ``ratings`` (``user_id``, ``anime_id``, ``rating``); unknown ids are dropped."""
+    rows = users.numbers(ratings["user_id"].to_numpy())
+    cols = items.numbers(ratings["anime_id"].to_numpy())
+    keep = (rows >= 0) & (cols >= 0)
+    return build_rating_matrix(
+        rows[keep], cols[keep], ratings["rating"].to_numpy()[keep], (len(users), len(items))
+    )
+
+
+def global_mean(matrix: sp.csr_matrix) -> float:
+    """Mean of the explicit (1..10) ratings in ``matrix``; 7.5 when there are none."""
+    rated = matrix.data[matrix.data > 0]
+    return float(rated.mean()) if len(rated) else 7.5
+
+
+def similarity_rows(
+    matrix: sp.csr_matrix, *, mean: float, damping: float = 5.0
+) -> sp.csr_matrix:
+    """L2-normalised, mean-centred rows for cosine similarity (float32 CSR).
+
+    Each explicit rating becomes ``rating - c_u``, where ``c_u`` is the user's
+    mean shrunk towards the global ``mean`` by ``damping`` pseudo-ratings. The
+    shrinkage matters for short lists: a user who gives every title a 10 would
+    otherwise centre to a zero vector. -1 rows carry no taste and become 0.
+    Rows that end up all zero stay zero (their cosine with anything is 0).
+    """
+    matrix = matrix.tocsr()
+    data = matrix.data.astype(np.float32)
+    rated = data > 0
+    n_rows = matrix.shape[0]
+    row_of = np.repeat(np.arange(n_rows), np.diff(matrix.indptr))
+    sums = np.bincount(row_of, weights=np.where(rated, data, 0), minlength=n_rows)
+    counts = np.bincount(row_of, weights=rated, minlength=n_rows)
+    centre = (sums + damping * mean) / (counts + damping)
+    values = np.where(rated, data - centre[row_of].astype(np.float32), 0).astype(np.float32)
+    norms = np.sqrt(np.bincount(row_of, weights=values.astype(np.float64) ** 2, minlength=n_rows))
+    safe = np.where(norms > 0, norms, 1.0)
+    values = (values / safe[row_of]).astype(np.float32)
+    out = sp.csr_matrix((values, matrix.indices.copy(), matrix.indptr.copy()), shape=matrix.shape)
+    out.eliminate_zeros()
+    return out
+
+
+def append_rows(matrix: sp.csr_matrix, rows: sp.csr_matrix) -> sp.csr_matrix:
+    """A new CSR with ``rows`` below ``matrix`` (same columns); the inputs are untouched."""
+    if rows.shape[1] != matrix.shape[1]:
+        raise ValueError("rows must have as many columns as the matrix")
+    return sp.vstack([matrix, rows], format="csr", dtype=matrix.dtype)
+
+
+def matrix_nbytes(matrix: sp.csr_matrix) -> int:
+    """Bytes held by a CSR's three arrays."""
+    return int(matrix.data.nbytes + matrix.indices.nbytes + matrix.indptr.nbytes)

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install everything the tests need (Python packages, and Debian's chromium for the
+# browser tests) and run the whole test suite. Extra arguments go to pytest.
+source "$(dirname "$0")/_venv.sh"
+if ! command -v chromium >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+        SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+    else
+        echo "warning: chromium is not installed and apt-get is missing; browser tests will fail" >&2
+    fi
+fi
+ensure_requirements requirements-dev.txt
+exec .venv/bin/python -m pytest "$@"

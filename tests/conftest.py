@@ -1,0 +1,80 @@
+"""Shared fixtures: a tiny data set with a known answer, and the bundled real data."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from recommender import EngineParams, RecommenderEngine  # noqa: E402
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "realdata: uses the bundled real data set")
+    config.addinivalue_line("markers", "postgres: needs the PostgreSQL server")
+    config.addinivalue_line("markers", "browser: drives headless Chromium")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
+
+def two_taste_groups(n_users_per_group: int = 20, seed: int = 0):
+    """Anime 1-10 are sci-fi, 11-20 romance; even users love sci-fi, odd users romance.
+
+    Each user rates 6 random titles of their own taste 9-10 and 2 of the other 2-3,
+    so a working recommender keeps each user inside their group.
+    """
+    rng = np.random.default_rng(seed)
+    anime = pd.DataFrame({
+        "anime_id": np.arange(1, 21),
+        "name": [f"SciFi {i}" for i in range(1, 11)] + [f"Romance {i}" for i in range(11, 21)],
+        "genre": ["Action, Sci-Fi"] * 10 + ["Romance, Slice of Life"] * 10,
+        "type": ["TV"] * 20,
+        "episodes": [12] * 20,
+        "rating": [8.0] * 20,
+        "members": np.arange(1000, 1020),
+    })
+    rows = []
+    for user in range(1, 2 * n_users_per_group + 1):
+        own = np.arange(1, 11) if user % 2 == 0 else np.arange(11, 21)
+        other = np.arange(11, 21) if user % 2 == 0 else np.arange(1, 11)
+        for a in rng.choice(own, 6, replace=False):
+            rows.append((user, int(a), int(rng.integers(9, 11))))
+        for a in rng.choice(other, 2, replace=False):
+            rows.append((user, int(a), int(rng.integers(2, 4))))
+    ratings = pd.DataFrame(rows, columns=["user_id", "anime_id", "rating"])
+    return anime, ratings
+
+
+TINY_PARAMS = EngineParams(dim=8, n_neighbors=10, n_candidates=40, hnsw_ef=50)
+
+
+@pytest.fixture(scope="session")
+def tiny_frames():
+    return two_taste_groups()
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_frames):
+    anime, ratings = tiny_frames
+    return RecommenderEngine.from_frames(anime, ratings, TINY_PARAMS)
+
+
+@pytest.fixture(scope="session")
+def bundled_frames():
+    from recommender.catalog import load_bundled_anime, load_bundled_ratings
+
+    return load_bundled_anime(), load_bundled_ratings()
+
+
+@pytest.fixture(scope="session")
+def bundled_engine(bundled_frames):
+    anime, ratings = bundled_frames
+    return RecommenderEngine.from_frames(anime, ratings)
