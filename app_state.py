@@ -1,13 +1,267 @@
-"""The dashboard's one shared engine, built once per process (st.cache_resource)."""
+"""The dashboard's shared state: one engine per settings, cached views, and page helpers.
+
+``_load_engine`` is the one ``st.cache_resource`` loader of the engine. Its key is
+the database URL plus the engine parameters, so changing either builds a new
+engine instead of serving a stale one; Streamlit's per-key lock means several
+browsers connecting at once still build it once. The CSR matrix and the hnswlib
+index are exposed through their own cached accessors; data frames for charts go
+through ``st.cache_data``.
+"""
 
 from __future__ import annotations
 
+import json
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
 import streamlit as st
 
-from recommender import RecommenderEngine
-from recommender.catalog import load_bundled_anime, load_bundled_ratings
+from recommender import EngineParams, RecommenderEngine, diagnostics
+from recommender.errors import DatabaseError, RecommenderError
+
+#: Users one browser session may create with the save button.
+MAX_USERS_PER_SESSION = 5
+#: Algorithms never offered in the dashboard (a baseline for tests only).
+HIDDEN_ALGORITHMS = ("random",)
 
 
-@st.cache_resource(show_spinner="Building the recommender on the bundled data…")
+# ---------------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class _BundledSettings:
+    """Stand-in for ``recommender.config.Settings`` while the database layer is absent.
+
+    FALLBACK (remove once ``load_settings`` exists): the engine is built in memory
+    from the bundled CSV files, so there is no database URL to speak of.
+    """
+
+    database_url: str = "bundled CSV files (in memory)"
+    cache_dir: str = ""
+    params: EngineParams = field(default_factory=EngineParams)
+    secret_key: str | None = None
+
+
+def current_settings() -> Any:
+    """Settings from the environment and ``.env`` (read on every run: cheap, always fresh)."""
+    from recommender import config
+
+    if hasattr(config, "load_settings"):
+        return config.load_settings()
+    # FALLBACK (remove at merge with the database layer): engine parameters only.
+    return _BundledSettings(params=config.params_from_env(config.load_environ()))
+
+
+def settings_key(settings) -> str:
+    """The cache key of a settings object: database URL and every engine parameter."""
+    return json.dumps({"database_url": str(settings.database_url),
+                       "cache_dir": str(getattr(settings, "cache_dir", "")),
+                       "params": settings.params.as_dict()}, sort_keys=True, default=str)
+
+
+def redacted_url(url: str) -> str:
+    """A database URL without its password, safe to show."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL (e.g. the bundled-files stand-in): nothing to hide
+        return str(url)
+
+
+# ---------------------------------------------------------------------- the engine
+class _Progress:
+    """Start-up progress bar, drawn by the building thread only.
+
+    Created inside the cached loader, so a cache hit replays it as the empty
+    placeholder it ends as, not as a stale bar. Calls from other threads (a
+    loader may report from workers) are kept but not drawn: Streamlit elements
+    belong to the script thread.
+    """
+
+    def __init__(self) -> None:
+        self._slot = st.empty()
+        self._thread = threading.get_ident()
+        self._last: tuple[str, float] | None = None
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        if threading.get_ident() != self._thread:
+            return
+        last = self._last
+        if last is not None and last[0] == stage and fraction - last[1] < 0.02:
+            return
+        self._last = (stage, fraction)
+        self._slot.progress(fraction, text=f"Preparing the recommender: {stage}…")
+
+    def done(self) -> None:
+        self._slot.empty()
+
+
+def _build_engine(settings, progress) -> RecommenderEngine:
+    if hasattr(RecommenderEngine, "from_settings"):
+        return RecommenderEngine.from_settings(settings, progress=progress)
+    # FALLBACK (remove at merge with the database layer): in memory, no database.
+    import time
+
+    from recommender.catalog import load_bundled_anime, load_bundled_ratings
+
+    start = time.perf_counter()
+    progress("reading the bundled catalogue", 0.05)
+    anime = load_bundled_anime()
+    progress("reading the bundled ratings", 0.2)
+    ratings = load_bundled_ratings()
+    progress("building the matrix, the content model and the index", 0.4)
+    engine = RecommenderEngine.from_frames(anime, ratings, settings.params)
+    engine.build_info = {"index": "built", "seconds": time.perf_counter() - start,
+                         "database_url": settings.database_url}
+    progress("ready", 1.0)
+    return engine
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _load_engine(key: str, _settings) -> RecommenderEngine:
+    """Build or load the engine for one settings key (the one cached engine loader)."""
+    progress = _Progress()
+    try:
+        return _build_engine(_settings, progress)
+    finally:
+        progress.done()
+
+
 def get_engine() -> RecommenderEngine:
-    return RecommenderEngine.from_frames(load_bundled_anime(), load_bundled_ratings())
+    """The shared engine for the current settings; raises :class:`RecommenderError`."""
+    settings = current_settings()
+    return _load_engine(settings_key(settings), settings)
+
+
+def engine_or_stop() -> RecommenderEngine:
+    """The engine, or a friendly error and a stopped page when it cannot be prepared."""
+    try:
+        return get_engine()
+    except DatabaseError as exc:
+        st.error(f"The database cannot be reached, so the recommender cannot start. {exc}",
+                 icon="🛑")
+        st.caption("Check DATABASE_URL (in the environment or .env) and that the server is up; "
+                   "then reload the page.")
+    except RecommenderError as exc:
+        st.error(f"The recommender could not start: {exc}", icon="🛑")
+    st.stop()
+    raise AssertionError("unreachable")  # st.stop raises; this keeps type checkers calm
+
+
+def engine_version(engine: RecommenderEngine) -> str:
+    """Changes whenever the data changes (settings or a user added): a cache_data key."""
+    return f"{settings_key(current_settings())}|users={len(engine.user_ids())}"
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _matrix(version: str, _engine: RecommenderEngine):
+    return _engine.data.ratings
+
+
+def get_matrix():
+    """The engine's users x anime CSR rating matrix (float32; -1 = watched, not rated)."""
+    engine = get_engine()
+    return _matrix(engine_version(engine), engine)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _index(key: str, _engine: RecommenderEngine):
+    # The index object grows in place when users are added, so the settings key suffices.
+    return _engine.knn.index_
+
+
+def get_index():
+    """The engine's hnswlib user index (:class:`recommender.index.AnnIndex`)."""
+    engine = get_engine()
+    return _index(settings_key(current_settings()), engine)
+
+
+# ---------------------------------------------------------------------- cached frames
+@st.cache_data(show_spinner=False, max_entries=8)
+def dataset_summary(version: str, _engine: RecommenderEngine) -> dict:
+    return diagnostics.dataset_summary(_engine)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def rating_distribution(version: str, _engine: RecommenderEngine) -> pd.DataFrame:
+    return diagnostics.rating_distribution(_engine)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def genre_counts(version: str, _engine: RecommenderEngine) -> pd.DataFrame:
+    return diagnostics.genre_counts(_engine)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def user_ratings(version: str, user_id: int, _engine: RecommenderEngine) -> pd.DataFrame:
+    return _engine.user_ratings(user_id)
+
+
+# ---------------------------------------------------------------------- page helpers
+def algorithm_choices(engine: RecommenderEngine) -> list[str]:
+    """Algorithms to offer, hybrid first, then the collaborative ones, content and the rest."""
+    names = [a for a in engine.algorithms if a not in HIDDEN_ALGORITHMS]
+    first = ["hybrid", *engine.collaborative_algorithms, "content"]
+    ordered = [a for a in first if a in names]
+    return ordered + [a for a in names if a not in ordered]
+
+
+ALGORITHM_LABELS = {"hybrid": "Hybrid", "user-user": "User-user", "content": "Content",
+                    "popularity": "Popularity", "mf": "Matrix factorisation", "ease": "EASE"}
+
+
+def algorithm_label(name: str) -> str:
+    return ALGORITHM_LABELS.get(name, name)
+
+
+def random_user(engine: RecommenderEngine) -> int:
+    return int(random.choice(engine.user_ids().tolist()))
+
+
+_MARKDOWN_SPECIALS = set("\\`*_{}[]()#+-.!|<>~$:")
+
+
+def md_escape(text: object) -> str:
+    """``text`` with every Markdown (and HTML-looking) character escaped: shown literally."""
+    return "".join("\\" + c if c in _MARKDOWN_SPECIALS else c for c in str(text))
+
+
+def parse_user_id(raw: object) -> int | None:
+    """A user id from text (query parameter or input); None when it is not a whole number."""
+    try:
+        value = int(str(raw).strip())
+    except (TypeError, ValueError):
+        return None
+    return value if value >= 0 else None
+
+
+def sidebar_status(engine: RecommenderEngine) -> None:
+    """The engine's status in the sidebar: data sizes, index state, database."""
+    info = getattr(engine, "build_info", {}) or {}
+    summary = dataset_summary(engine_version(engine), engine)
+    with st.sidebar:
+        st.caption("Engine status")
+        index_state = info.get("index", "built")
+        seconds = info.get("seconds")
+        took = f" in {seconds:.1f} s" if isinstance(seconds, (int, float)) else ""
+        st.markdown(f"🟢 Ready: index **{md_escape(index_state)}**{md_escape(took)}")
+        st.markdown(f"{summary['users']:,} users · {summary['anime']:,} anime · "
+                    f"{summary['ratings']:,} ratings")
+        url = info.get("database_url", getattr(current_settings(), "database_url", ""))
+        st.caption(f"Data: {md_escape(redacted_url(str(url)))}")
+
+
+
+def nav_link(page: str, label: str, icon: str | None = None,
+             query_params: dict | None = None) -> None:
+    """A link to another page; plain text when the page runs on its own (no navigation)."""
+    from streamlit.errors import StreamlitPageNotFoundError
+
+    try:
+        st.page_link(page, label=label, icon=icon, query_params=query_params)
+    except StreamlitPageNotFoundError:
+        # Run as a single script (``streamlit run pages/x.py`` or a page test): no other pages.
+        st.caption(f"{icon or ''} {md_escape(label)} (a page of the full dashboard)")

@@ -1,29 +1,325 @@
-"""Recommend: pick anime you liked, get a hybrid of user-user CF and content."""
+"""Recommend: for an existing user or a list built by typing titles, with the reasons."""
 
+import pandas as pd
 import streamlit as st
+from streamlit_searchbox import st_searchbox
 
-from app_state import get_engine
-from recommender.errors import RecommenderError
+import app_state
+from app_state import md_escape
+from recommender import diagnostics
+from recommender.errors import DatabaseError, EmptyInputError, RecommenderError
 
-engine = get_engine()
-st.title("Anime recommendations")
-query = st.text_input("Search an anime you liked", placeholder="e.g. stiens gate")
-hits = engine.search(query, limit=10) if query.strip() else None
-if hits is None or hits.empty:
-    st.info("Type a title to start, e.g. “steins gate” or “attack on titan”.")
-    st.stop()
-picked = st.multiselect("Your anime", hits["anime_id"].tolist(),
-                        default=hits["anime_id"].tolist()[:1],
-                        format_func=dict(zip(hits["anime_id"], hits["name"])).get)
-algorithm = st.segmented_control("Algorithm", ["hybrid", "user-user", "content"],
-                                 default="hybrid")
-weight = st.slider("Collaborative share", 0.0, 1.0, engine.params.hybrid_weight, 0.05)
-if not picked:
-    st.warning("Pick at least one anime.")
-    st.stop()
+engine = app_state.engine_or_stop()
+version = app_state.engine_version(engine)
+state = st.session_state
+algorithms = app_state.algorithm_choices(engine)
+params = engine.params
+
+MODES = ("Existing user", "Build your own list")
+RATING_OPTIONS = [None, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, -1]
+
+
+def rating_label(value) -> str:
+    if value is None:
+        return "liked (no rating)"
+    return "watched, not rated (-1)" if value == -1 else f"{value} / 10"
+
+
+# ------------------------------------------------------------------ shareable URL -> state
+# A widget's state is dropped when another page is shown, so each widget starts
+# from the URL, then from what the session chose last (e.g. on the Neighbours
+# page), then from the defaults.
+notices: list[str] = []
+query = st.query_params
+if "rec_mode" not in state:
+    state.rec_mode = MODES[1] if query.get("mode") == "list" else MODES[0]
+if "rec_user" not in state:
+    raw = query.get("user")
+    user = app_state.parse_user_id(raw) if raw is not None else None
+    if raw is not None and user is None:
+        notices.append(f"“{raw}” in the address is not a user id; showing another user instead.")
+    state.rec_user = user if user is not None else state.get("current_user",
+                                                             int(engine.user_ids()[0]))
+if "rec_algorithm" not in state:
+    raw = query.get("algorithm")
+    if raw is not None and raw not in algorithms:
+        notices.append(f"Unknown algorithm “{raw}” in the address; using hybrid.")
+    state.rec_algorithm = raw if raw in algorithms else algorithms[0]
+if "rec_weight" not in state:
+    raw, weight = query.get("weight"), params.hybrid_weight
+    if raw is not None:
+        try:
+            weight = float(raw)
+            if not 0.0 <= weight <= 1.0:
+                raise ValueError(raw)
+        except ValueError:
+            notices.append(f"The weight must be a number from 0 to 1, not “{raw}”.")
+            weight = params.hybrid_weight
+    state.rec_weight = round(round(weight / 0.05) * 0.05, 2)
+if "rec_n" not in state:
+    raw, n = query.get("n"), 10
+    if raw is not None:
+        try:
+            n = int(raw)
+            if not 1 <= n <= 50:
+                raise ValueError(raw)
+        except ValueError:
+            notices.append(f"n must be a whole number from 1 to 50, not “{raw}”.")
+            n = 10
+    state.rec_n = n
+state.setdefault("rec_k", min(max(params.n_neighbors, 5), 100))
+state.setdefault("my_list", {})
+state.setdefault("created_users", [])
+
+
+# ------------------------------------------------------------------ callbacks
+def pick_random_user() -> None:
+    state.rec_user = app_state.random_user(engine)
+
+
+def search_titles(term: str) -> list[tuple[str, int]]:
+    """Autocomplete options: (label, anime_id), best match first."""
+    if not term or not term.strip():
+        return []
+    try:
+        hits = engine.search(term, limit=12)
+    except RecommenderError:
+        return []
+    options = []
+    for row in hits.itertuples():
+        label = str(row.name)
+        if isinstance(row.english_name, str) and row.english_name and row.english_name != row.name:
+            label += f" ({row.english_name})"
+        if isinstance(row.type, str) and row.type:
+            label += f" · {row.type}"
+        options.append((label, int(row.anime_id)))
+    return options
+
+
+def add_anime(anime_id) -> None:
+    if anime_id is not None:
+        state.my_list.setdefault(int(anime_id), None)
+
+
+def remove_anime(anime_id: int) -> None:
+    state.my_list.pop(anime_id, None)
+    state.pop(f"rate_{anime_id}", None)
+
+
+def store_rating(anime_id: int) -> None:
+    state.my_list[anime_id] = state[f"rate_{anime_id}"]
+
+
+def clear_list() -> None:
+    for anime_id in list(state.my_list):
+        remove_anime(anime_id)
+
+
+def open_user(user_id: int) -> None:
+    state.rec_mode = MODES[0]
+    state.rec_user = int(user_id)
+
+
+def save_list() -> None:
+    """Save the built list as a new user (database and index); at most a few per session."""
+    state.pop("save_message", None)
+    if len(state.created_users) >= app_state.MAX_USERS_PER_SESSION:
+        state.save_message = ("warning", f"This session has already saved "
+                              f"{app_state.MAX_USERS_PER_SESSION} users, the most one session "
+                              "may create. Reload the page later to start a new session.")
+        return
+    if not hasattr(engine, "add_user"):
+        # FALLBACK (remove at merge with the database layer): nothing to save into.
+        state.save_message = ("info", "Saving a list as a user needs the database, which this "
+                              "build of the recommender does not have.")
+        return
+    try:
+        new_id = int(engine.add_user(dict(state.my_list), source="app"))
+    except DatabaseError as exc:
+        state.save_message = ("error", f"The database cannot be reached, so the list was not "
+                              f"saved. {exc}")
+        return
+    except RecommenderError as exc:
+        state.save_message = ("error", f"The list was not saved: {exc}")
+        return
+    state.created_users.append(new_id)
+    state.save_message = ("success", f"Saved as user {new_id}.", new_id)
+
+
+# ------------------------------------------------------------------ page
+st.title("✨ Recommendations")
+for notice in notices:
+    st.warning(notice)
+
+mode = st.radio("Recommend for", MODES, key="rec_mode", horizontal=True)
+subject: tuple
+if mode == MODES[0]:
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    user_id = left.number_input("User id", min_value=0, step=1, format="%d", key="rec_user",
+                                help="Any id from the ratings, or one saved from a list.")
+    right.button("🎲 Random user", on_click=pick_random_user, width="stretch")
+    user_id = int(user_id)
+    if not engine.has_user(user_id):
+        ids = engine.user_ids()
+        st.error(f"There is no user {user_id}. User ids run from {int(ids[0])} to "
+                 f"{int(ids[-1])} (with gaps); try the random user button.")
+        st.stop()
+    state.current_user = user_id
+    rated = app_state.user_ratings(version, user_id, engine)
+    with st.expander(f"What user {user_id} rated ({len(rated)} anime), best first",
+                     expanded=False):
+        shown = rated.head(25).assign(rating=lambda f: f["rating"].map(
+            lambda r: "watched (-1)" if r == -1 else str(r)))
+        st.dataframe(shown[["name", "rating", "type", "genre", "members"]], hide_index=True,
+                     width="stretch")
+    subject = ("user", user_id)
+else:
+    st_searchbox(search_titles, key="anime_search", label="Add an anime you watched",
+                 placeholder="Type a title, e.g. stiens gate or attack on titan",
+                 clear_on_submit=True, submit_function=add_anime, debounce=200)
+    term = (state.get("anime_search") or {}).get("search") or ""
+    if term.strip() and engine.search(term, limit=1).empty:
+        st.warning(f"No anime matches “{term}”. Check the spelling or try another title "
+                   "(English and Japanese titles work too).")
+    if not state.my_list:
+        st.warning("Your list is empty. Type a title above and pick it to add it; "
+                   "ratings are optional (no rating means you liked it).")
+        st.stop()
+    names = engine.anime_by_id(state.my_list).set_index("anime_id")["name"]
+    st.caption(f"Your list: {len(state.my_list)} anime")
+    for anime_id in list(state.my_list):
+        key = f"rate_{anime_id}"
+        if key not in state:
+            state[key] = state.my_list[anime_id]
+        c1, c2, c3 = st.columns([5, 3, 1], vertical_alignment="center")
+        c1.markdown(md_escape(names.get(anime_id, f"anime {anime_id}")))
+        c2.selectbox("Rating", RATING_OPTIONS, key=key, format_func=rating_label,
+                     label_visibility="collapsed", on_change=store_rating, args=(anime_id,))
+        c3.button("✕", key=f"remove_{anime_id}", help="Remove from the list",
+                  on_click=remove_anime, args=(anime_id,))
+    c1, c2, _ = st.columns([2, 2, 4])
+    c1.button("💾 Save as a new user", on_click=save_list, type="primary",
+              help=f"Adds the list to the database and the index (at most "
+                   f"{app_state.MAX_USERS_PER_SESSION} users per session).")
+    c2.button("Clear the list", on_click=clear_list)
+    message = state.get("save_message")
+    if message:
+        getattr(st, message[0])(message[1])
+        if message[0] == "success":
+            st.button(f"Open user {message[2]}", on_click=open_user, args=(message[2],))
+    subject = ("list", tuple(sorted(state.my_list.items(), key=lambda kv: kv[0])))
+
+# ------------------------------------------------------------------ controls
+st.divider()
+c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
+algorithm = c1.radio("Algorithm", algorithms, key="rec_algorithm", horizontal=True,
+                     format_func=app_state.algorithm_label)
+collaborative = "user-user"
+if algorithm == "hybrid" and len(engine.collaborative_algorithms) > 1:
+    collaborative = c1.selectbox("Collaborative part", engine.collaborative_algorithms,
+                                 key="rec_cf", format_func=app_state.algorithm_label)
+weight = c2.slider("Collaborative share (hybrid weight)", 0.0, 1.0, step=0.05, key="rec_weight",
+                   disabled=algorithm != "hybrid",
+                   help="1 = only what similar users liked, 0 = only similar content.")
+uses_neighbours = algorithm == "user-user" or (algorithm == "hybrid"
+                                               and collaborative == "user-user")
+k = c3.slider("Neighbours (k)", 5, 100, step=5, key="rec_k", disabled=not uses_neighbours)
+n = c4.slider("Results (n)", 1, 50, key="rec_n")
+
+shared = {"algorithm": algorithm, "n": str(n)}
+if algorithm == "hybrid":
+    shared["weight"] = f"{weight:.2f}"
+if subject[0] == "user":
+    shared["user"] = str(subject[1])
+else:
+    shared["mode"] = "list"
+st.query_params.from_dict(shared)
+
+# ------------------------------------------------------------------ results
+request = {"algorithm": algorithm, "weight": weight, "n": n, "collaborative": collaborative}
+if uses_neighbours:
+    request["k"] = k
 try:
-    recs = engine.recommend(liked=picked, algorithm=algorithm or "hybrid", weight=weight, n=10)
-except RecommenderError as exc:
-    st.error(str(exc))
+    if subject[0] == "user":
+        recs = engine.recommend(subject[1], **request)
+    else:
+        recs = engine.recommend(liked=dict(subject[1]), **request)
+except EmptyInputError as exc:
+    st.warning(f"Nothing to recommend from: {exc}")
     st.stop()
-st.dataframe(recs[["rank", "name", "score", "reason", "genre"]], hide_index=True)
+except RecommenderError as exc:
+    st.error(f"Could not recommend: {exc}")
+    st.stop()
+
+who = f"user {subject[1]}" if subject[0] == "user" else "your list"
+st.subheader(f"Top {len(recs)} for {who} · {app_state.algorithm_label(algorithm)}"
+             + (f" · weight {weight:.2f}" if algorithm == "hybrid" else ""))
+if recs.attrs.get("fallback"):
+    st.info(f"{app_state.algorithm_label(algorithm)} found no evidence for this profile, so the "
+            f"list comes from {app_state.algorithm_label(recs.attrs['method'])} instead.")
+if recs.attrs.get("unknown_ids"):
+    st.warning(f"Left out anime not in the catalogue: {recs.attrs['unknown_ids']}")
+
+# What the weight changed: compared with the previous result for the same request.
+context = (subject, algorithm, n, k if uses_neighbours else None, collaborative)
+ids = recs["anime_id"].astype(int).tolist()
+names_now = dict(zip(ids, recs["name"]))
+previous = state.get("rec_previous")
+changes = None
+if previous and previous["context"] == context:
+    if previous["weight"] != weight:
+        entered, left_ids = diagnostics.top_n_changes(previous["ids"], ids)
+        changes = {"from": previous["weight"], "to": weight, "entered": entered,
+                   "left": left_ids, "names": {**previous["names"], **names_now}}
+    else:
+        changes = previous.get("changes")
+state.rec_previous = {"context": context, "weight": weight, "ids": ids, "names": names_now,
+                      "changes": changes}
+if changes:
+    with st.container(border=True):
+        st.markdown(f"**Weight {changes['from']:.2f} → {changes['to']:.2f}:** "
+                    f"{len(changes['entered'])} entered and {len(changes['left'])} left "
+                    f"the top {n}.")
+        if changes["entered"] or changes["left"]:
+            a, b = st.columns(2)
+            a.markdown("**Entered**\n\n" + ("\n".join(
+                f"- {md_escape(changes['names'][i])}" for i in changes["entered"]) or "none"))
+            b.markdown("**Left**\n\n" + ("\n".join(
+                f"- {md_escape(changes['names'][i])}" for i in changes["left"]) or "none"))
+
+
+def fmt_number(value, pattern: str, missing: str = "n/a") -> str:
+    return missing if value is None or pd.isna(value) else pattern.format(value)
+
+
+cards, table = st.tabs(["Cards", "Table"])
+with cards:
+    per_row = 5
+    for start in range(0, len(recs), per_row):
+        columns = st.columns(per_row)
+        for column, row in zip(columns, recs.iloc[start:start + per_row].itertuples()):
+            with column.container(border=True, height=340):
+                st.markdown(f"**{row.rank}. {md_escape(row.name)}**")
+                if isinstance(row.english_name, str) and row.english_name not in ("", row.name):
+                    st.caption(md_escape(row.english_name))
+                episodes = fmt_number(row.episodes, "{:.0f} episodes", "episodes unknown")
+                st.caption(md_escape(f"{row.type or 'type unknown'} · {episodes}"))
+                st.caption(md_escape(row.genre or "no genres listed"))
+                st.markdown(
+                    f"⭐ {fmt_number(row.community_rating, '{:.2f}')} · "
+                    f"👥 {fmt_number(row.members, '{:,.0f}')} · "
+                    f"our score **{row.score:.3f}**",
+                    help="⭐ community score on MyAnimeList, 👥 members, our score: "
+                         "comparable within this list only")
+                st.caption("Why: " + md_escape(row.reason or "popular overall"))
+with table:
+    columns = ["rank", "name", "type", "episodes", "genre", "community_rating", "members",
+               "score", "source", "reason"]
+    st.dataframe(recs[columns], hide_index=True, width="stretch",
+                 column_config={
+                     "score": st.column_config.NumberColumn("our score", format="%.3f"),
+                     "community_rating": st.column_config.NumberColumn("community",
+                                                                       format="%.2f"),
+                     "members": st.column_config.NumberColumn(format="%d"),
+                     "reason": st.column_config.TextColumn("why", width="large"),
+                 })

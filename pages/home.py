@@ -1,0 +1,85 @@
+"""Home: what the dashboard is, the data at a glance and the engine's status."""
+
+import plotly.express as px
+import streamlit as st
+
+import app_state
+from recommender import diagnostics
+from recommender.profiling import PROFILER
+
+engine = app_state.engine_or_stop()
+version = app_state.engine_version(engine)
+
+st.title("🎌 Anime Hybrid Recommender")
+st.markdown(
+    "Recommends anime from real ratings and says **why**. Three algorithms: "
+    "**user-user** collaborative filtering (people who rate like you), **content** "
+    "(genres, synopsis and type of what you liked) and a **hybrid** blend of the two, "
+    "with the collaborative share set by a slider."
+)
+with st.expander("How to use it", expanded=True):
+    st.markdown(
+        "1. **Recommend**: pick an existing user (or a random one), or build your own list "
+        "by typing titles; typos and English titles are fine (*stiens gate*, "
+        "*attack on titan*). Rate what you like, choose the algorithm and the weight, and "
+        "save the list as a new user if you want to come back to it.\n"
+        "2. **Neighbours**: the users most similar to a chosen user, how similar, what they "
+        "rated in common and how well the fast index agrees with an exact search.\n"
+        "3. **Performance**: time spent per stage, latency per algorithm, memory of the "
+        "sparse matrix and the index, and a live index-versus-exact comparison.\n\n"
+        "Every view has a shareable address: the user, algorithm, weight and number of "
+        "results are kept in the URL."
+    )
+
+st.subheader("The data at a glance")
+summary = app_state.dataset_summary(version, engine)
+cols = st.columns(4)
+cols[0].metric("Users", f"{summary['users']:,}")
+cols[1].metric("Anime", f"{summary['anime']:,}", help=f"{summary['rated_anime']:,} have ratings")
+cols[2].metric("Ratings", f"{summary['ratings']:,}",
+               help=f"{summary['watched_unrated']:,} of them are -1 (watched, not rated)")
+cols[3].metric("Matrix density", f"{summary['density']:.3%}")
+
+left, right = st.columns(2)
+with left:
+    dist = app_state.rating_distribution(version, engine)
+    fig = px.bar(dist, x="label", y="count", title="Rating distribution (-1 = watched, not rated)",
+                 labels={"label": "rating", "count": "ratings"})
+    fig.update_xaxes(type="category")
+    fig.update_layout(margin=dict(t=50, b=10), height=360)
+    st.plotly_chart(fig)
+with right:
+    genres = app_state.genre_counts(version, engine)
+    fig = px.bar(genres.iloc[::-1], x="anime", y="genre", orientation="h",
+                 title="Most common genres in the catalogue", labels={"anime": "anime"})
+    fig.update_layout(margin=dict(t=50, b=10), height=360)
+    st.plotly_chart(fig)
+
+st.subheader("Engine status")
+info = getattr(engine, "build_info", {}) or {}
+stats = engine.stats()
+cols = st.columns(4)
+cols[0].metric("Index", str(info.get("index", "built")).capitalize())
+seconds = info.get("seconds")
+cols[1].metric("Start-up time", f"{seconds:.1f} s" if isinstance(seconds, (int, float)) else "n/a")
+cols[2].metric("Users in the index", f"{stats['index_elements']:,}",
+               help="Users with at least one informative rating")
+cols[3].metric("Index size", f"{stats['index_bytes'] / 2**20:.1f} MiB",
+               help=f"{stats['vector_dim']}-dimensional vectors, hnswlib graph")
+database = app_state.redacted_url(str(info.get("database_url", "")))
+st.caption(f"Database: {app_state.md_escape(database)}")
+stages = diagnostics.build_stages(PROFILER)
+if not stages.empty:
+    fig = px.bar(stages, x="seconds", y="stage", orientation="h",
+                 title="Build and load stages in this process (latest run of each)")
+    fig.update_layout(margin=dict(t=50, b=10), height=300, yaxis={"autorange": "reversed"})
+    st.plotly_chart(fig)
+
+st.subheader("Go to")
+cols = st.columns(3)
+with cols[0]:
+    app_state.nav_link("pages/recommend.py", "Recommend", "✨")
+with cols[1]:
+    app_state.nav_link("pages/neighbours.py", "Neighbours", "🧑‍🤝‍🧑")
+with cols[2]:
+    app_state.nav_link("pages/performance.py", "Performance", "⏱️")

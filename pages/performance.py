@@ -1,0 +1,123 @@
+"""Performance: per-stage timings, latency per algorithm, memory, and index vs exact search."""
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+import app_state
+from recommender import diagnostics
+from recommender.errors import RecommenderError
+from recommender.profiling import PROFILER
+
+engine = app_state.engine_or_stop()
+state = st.session_state
+algorithms = app_state.algorithm_choices(engine)
+MIB = 2**20
+
+st.title("⏱️ Performance")
+
+# ------------------------------------------------------------------ latest requests
+st.subheader("Where the time goes: the latest requests")
+breakdown = diagnostics.request_breakdown(PROFILER.records(), last=20)
+if breakdown.empty:
+    st.info("No recommendation has been requested in this process yet: get some on the "
+            "Recommend page or run the latency sample below.")
+else:
+    fig = px.bar(breakdown, x="request", y="ms", color="stage",
+                 title="Milliseconds per stage, latest 20 requests (oldest left)")
+    fig.update_layout(margin=dict(t=50, b=10), height=360, xaxis_title="request")
+    st.plotly_chart(fig)
+
+# ------------------------------------------------------------------ latency sample
+st.subheader("Latency per algorithm")
+c1, c2, c3 = st.columns([2, 4, 2], vertical_alignment="bottom")
+sample_size = c1.slider("Users in the sample", 10, 200, 30, step=10, key="perf_users")
+chosen = c2.multiselect("Algorithms", algorithms, default=algorithms, key="perf_algorithms",
+                        format_func=app_state.algorithm_label)
+if c3.button("▶ Run the latency sample", type="primary", width="stretch"):
+    if not chosen:
+        st.warning("Pick at least one algorithm.")
+    else:
+        users = diagnostics.sample_users(engine, sample_size)
+        with st.spinner(f"Timing {len(users)} users × {len(chosen)} algorithms…"):
+            state.perf_latency = diagnostics.latency_sample(engine, users, chosen, n=10)
+sample = state.get("perf_latency")
+if sample is None:
+    st.caption("Press the button to time top-10 recommendations for a random sample of users.")
+else:
+    summary = diagnostics.latency_summary(sample)
+    left, right = st.columns([3, 2])
+    fig = px.box(sample, x="algorithm", y="ms", points="outliers",
+                 title=f"Latency of top-10 requests over {sample['user_id'].nunique()} users")
+    fig.update_layout(margin=dict(t=50, b=10), height=360)
+    left.plotly_chart(fig)
+    long = summary.melt(id_vars="algorithm", value_vars=["p50_ms", "p95_ms"],
+                        var_name="percentile", value_name="ms")
+    fig = px.bar(long, x="algorithm", y="ms", color="percentile", barmode="group",
+                 title="p50 and p95")
+    fig.update_layout(margin=dict(t=50, b=10), height=360)
+    right.plotly_chart(fig)
+    st.dataframe(summary, hide_index=True, column_config={
+        c: st.column_config.NumberColumn(format="%.1f") for c in ("p50_ms", "p95_ms", "mean_ms")})
+
+# ------------------------------------------------------------------ memory
+st.subheader("Memory")
+stats = engine.stats()
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Sparse CSR matrix", f"{stats['matrix_bytes'] / MIB:.1f} MiB",
+          help=f"{stats['ratings']:,} stored ratings (data, column indices, row pointers)")
+c2.metric("Dense equivalent", f"{stats['dense_bytes'] / MIB:,.0f} MiB",
+          help=f"{stats['users']:,} × {stats['anime']:,} float32 cells")
+c3.metric("Saving", f"{stats['dense_bytes'] / max(stats['matrix_bytes'], 1):,.0f}×")
+c4.metric("hnswlib index", f"{stats['index_bytes'] / MIB:.1f} MiB",
+          help=f"{stats['index_elements']:,} users × {stats['vector_dim']} dimensions + graph")
+memory = pd.DataFrame({"structure": ["CSR matrix", "dense matrix", "hnswlib index"],
+                       "MiB": [stats["matrix_bytes"] / MIB, stats["dense_bytes"] / MIB,
+                               stats["index_bytes"] / MIB]})
+fig = px.bar(memory, x="MiB", y="structure", orientation="h", log_x=True, text_auto=".1f",
+             title="Memory (log scale)")
+fig.update_layout(margin=dict(t=50, b=10), height=260)
+st.plotly_chart(fig)
+
+
+# ------------------------------------------------------------------ ANN vs exact
+@st.fragment
+def ann_comparison() -> None:
+    """Live: reruns on its own when a slider moves, not the whole page."""
+    st.subheader("Index search against exact search (live)")
+    st.caption("The index proposes candidates, which are re-ranked by exact cosine. "
+               "hnswlib searches max(ef, candidates + 1) wide, so lower the candidates to "
+               "see ef's effect. Recall: share of the exact top-k found.")
+    c1, c2, c3, c4 = st.columns(4)
+    ef = c1.slider("ef (search width)", 10, 500, engine.knn.index_.ef, step=10, key="perf_ef")
+    candidates = c2.slider("Candidates re-ranked", 10, 500, engine.params.n_candidates, step=10,
+                           key="perf_candidates")
+    k = c3.slider("k", 5, 50, 20, step=5, key="perf_k")
+    n_users = c4.slider("Users", 5, 50, 20, step=5, key="perf_ann_users")
+    if candidates < k:
+        st.warning(f"Candidates ({candidates}) must be at least k ({k}); using {k}.")
+        candidates = k
+    try:
+        result = diagnostics.ann_vs_exact(engine, diagnostics.sample_users(engine, n_users,
+                                                                           random_state=1),
+                                          k=k, ef=ef, n_candidates=candidates)
+    except RecommenderError as exc:
+        st.error(f"Could not compare: {exc}")
+        return
+    s = result["summary"]
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric(f"Recall@{k}, re-ranked", f"{s['recall_reranked']:.1%}")
+    m2.metric(f"Recall@{k}, index alone", f"{s['recall_index_only']:.1%}",
+              help="The index's own top-k by compressed-vector cosine, without the re-rank.")
+    m3.metric("Index search", f"{s['ann_ms_mean']:.1f} ms",
+              help=f"mean; p95 {s['ann_ms_p95']:.1f} ms")
+    m4.metric("Exact search", f"{s['exact_ms_mean']:.1f} ms",
+              help=f"mean; p95 {s['exact_ms_p95']:.1f} ms")
+    per_user = result["per_user"].melt(id_vars="user_id", value_vars=["ann_ms", "exact_ms"],
+                                       var_name="search", value_name="ms")
+    fig = px.strip(per_user, x="search", y="ms", title="Milliseconds per user")
+    fig.update_layout(margin=dict(t=50, b=10), height=300)
+    st.plotly_chart(fig)
+
+
+ann_comparison()

@@ -1,0 +1,281 @@
+"""Measurements and summaries the dashboard plots: data overviews, neighbours, latency.
+
+Everything here takes a :class:`~recommender.engine.RecommenderEngine` (or plain
+arrays) and returns DataFrames or dicts, so the pages only draw. Nothing here
+imports streamlit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import InvalidParameterError
+from .profiling import Profiler, StageRecord
+
+#: Serialises measurements that change the shared index's ``ef``, so two
+#: comparisons running at once never measure each other's setting.
+_EF_LOCK = threading.Lock()
+
+
+# ---------------------------------------------------------------------- data at a glance
+def dataset_summary(engine) -> dict:
+    """Counts for the home page: users, anime, ratings, watched-unrated and density."""
+    stats = engine.stats()
+    cells = stats["users"] * stats["anime"]
+    return {
+        "users": stats["users"],
+        "anime": stats["anime"],
+        "rated_anime": stats["rated_anime"],
+        "ratings": stats["ratings"],
+        "watched_unrated": stats["watched_unrated"],
+        "density": stats["ratings"] / cells if cells else 0.0,
+    }
+
+
+def rating_distribution(engine) -> pd.DataFrame:
+    """How many ratings of each value, -1 ("watched, not rated") included.
+
+    Columns: ``rating`` (int, -1 and 1..10, every value present even at 0),
+    ``count`` (int) and ``label`` (text for a categorical axis).
+    """
+    values = np.rint(engine.data.ratings.data).astype(np.int64)
+    levels = np.array([-1, *range(1, 11)])
+    counts = np.array([(values == v).sum() for v in levels], dtype=np.int64)
+    labels = ["-1 (watched)" if v == -1 else str(v) for v in levels]
+    return pd.DataFrame({"rating": levels, "count": counts, "label": labels})
+
+
+def _genre_lists(genres: pd.Series) -> pd.Series:
+    return genres.fillna("").str.split(",").apply(lambda xs: [x.strip() for x in xs if x.strip()])
+
+
+def genre_counts(engine, top: int = 25) -> pd.DataFrame:
+    """Anime per genre in the catalogue, largest first: ``genre``, ``anime``."""
+    exploded = _genre_lists(engine.anime["genre"]).explode().dropna()
+    counts = exploded.value_counts().head(top)
+    return pd.DataFrame({"genre": counts.index.astype(str), "anime": counts.to_numpy()})
+
+
+# ---------------------------------------------------------------------- recommendations
+def top_n_changes(before: Sequence[int], after: Sequence[int]) -> tuple[list[int], list[int]]:
+    """Anime ids that entered and that left a top-N list, each in list order."""
+    old, new = set(before), set(after)
+    return [a for a in after if a not in old], [a for a in before if a not in new]
+
+
+# ---------------------------------------------------------------------- neighbours
+def similarity_distribution(engine, user_id: int, k: int = 200) -> pd.DataFrame:
+    """Exact cosine similarities of the user's ``k`` nearest users (``rank``, ``similarity``)."""
+    exact = engine.neighbors(user_id, k=k, exact=True)
+    return exact[["rank", "user_id", "similarity"]]
+
+
+def recall_at_k(found: Iterable[int], reference: Iterable[int]) -> float:
+    """Share of ``reference`` ids that ``found`` also holds (1.0 for an empty reference)."""
+    reference = set(int(x) for x in reference)
+    if not reference:
+        return 1.0
+    return len(reference & set(int(x) for x in found)) / len(reference)
+
+
+def ann_and_exact_neighbours(engine, user_id: int, k: int) -> dict:
+    """The user's neighbours from the index (re-ranked) and by brute force, and recall@k."""
+    ann = engine.neighbors(user_id, k=k)
+    exact = engine.neighbors(user_id, k=k, exact=True)
+    return {"ann": ann, "exact": exact,
+            "recall": recall_at_k(ann["user_id"], exact["user_id"])}
+
+
+def shared_ratings(engine, user_id: int, neighbour_ids: Sequence[int],
+                   max_anime: int = 30) -> pd.DataFrame:
+    """Ratings of the user and the neighbours on the anime the user watched.
+
+    Rows: ``user <id>`` first, then the neighbours in the given order; columns:
+    the anime the user watched that most neighbours also watched (at most
+    ``max_anime``, most shared first). Cells hold the raw rating (-1 = watched,
+    not rated) or NaN where that user did not watch it. Empty when nothing is shared.
+    """
+    data = engine.data
+    rows = data.users.numbers(np.asarray([user_id, *neighbour_ids], dtype=np.int64))
+    if rows[0] < 0:
+        return pd.DataFrame()
+    rows = rows[rows >= 0]
+    sub = data.ratings[rows].toarray()  # a few dozen rows: dense is small here
+    watched = sub != 0
+    mine = watched[0]
+    shared = watched[1:].sum(axis=0) * mine
+    cols = np.flatnonzero(shared > 0)
+    if len(cols) == 0:
+        return pd.DataFrame()
+    cols = cols[np.lexsort((cols, -shared[cols]))][:max_anime]
+    values = np.where(watched[:, cols], sub[:, cols], np.nan)
+    names = data.anime["name"].to_numpy()[cols]
+    index = [f"user {int(data.users.ids[r])}" for r in rows]
+    index[0] = f"user {int(user_id)} (chosen)"
+    return pd.DataFrame(values, index=index, columns=names)
+
+
+def genre_profile(engine, user_id: int, neighbour_ids: Sequence[int],
+                  like_threshold: float | None = None, top: int = 15) -> pd.DataFrame:
+    """Share of liked anime in each genre, for the user and for the neighbours together.
+
+    A like is a rating at or above ``like_threshold`` (the engine's by default).
+    Columns: ``genre``, ``group`` ("user" or "neighbours"), ``share`` in [0, 1];
+    the ``top`` genres by the larger of the two shares.
+    """
+    threshold = engine.params.like_threshold if like_threshold is None else like_threshold
+    data = engine.data
+    genre_sets = _genre_lists(data.anime["genre"]).to_numpy()
+
+    def shares(rows: np.ndarray) -> pd.Series:
+        sub = data.ratings[rows]
+        liked = sub.indices[sub.data >= threshold]
+        if len(liked) == 0:
+            return pd.Series(dtype=float)
+        counts = pd.Series([g for item in liked for g in genre_sets[item]]).value_counts()
+        return counts / len(liked)
+
+    me = data.users.numbers(np.asarray([user_id], dtype=np.int64))
+    others = data.users.numbers(np.asarray(list(neighbour_ids), dtype=np.int64))
+    frame = pd.DataFrame({"user": shares(me[me >= 0]),
+                          "neighbours": shares(others[others >= 0])}).fillna(0.0)
+    if frame.empty:
+        return pd.DataFrame(columns=["genre", "group", "share"])
+    frame = frame.loc[frame.max(axis=1).sort_values(ascending=False).index[:top]]
+    frame.index.name = "genre"
+    return frame.reset_index().melt(id_vars="genre", var_name="group", value_name="share")
+
+
+# ---------------------------------------------------------------------- timings
+def request_breakdown(records: Sequence[StageRecord], last: int = 20,
+                      request_stage: str = "recommend") -> pd.DataFrame:
+    """Per-stage milliseconds of the latest ``last`` requests.
+
+    A stage belongs to a request when it started inside that request's time
+    window (stages nest: ``recommend`` wraps ``user-user``, ``content``...).
+    Columns: ``request`` (1 = oldest shown), ``stage``, ``ms``; a stage named
+    "other" holds the request time no inner stage accounts for.
+    """
+    records = list(records)
+    requests = [r for r in records if r.stage == request_stage][-last:]
+    rows = []
+    for number, req in enumerate(requests, start=1):
+        end = req.started_at + req.seconds
+        inner = [r for r in records if r is not req and r.stage != request_stage
+                 and req.started_at <= r.started_at <= end]
+        total = 0.0
+        for rec in inner:
+            rows.append((number, rec.stage, rec.seconds * 1000.0))
+            total += rec.seconds
+        rows.append((number, "other", max(req.seconds - total, 0.0) * 1000.0))
+    frame = pd.DataFrame(rows, columns=["request", "stage", "ms"])
+    return frame.groupby(["request", "stage"], as_index=False, sort=False)["ms"].sum()
+
+
+def build_stages(profiler: Profiler,
+                 stages: Sequence[str] = ("load", "matrix", "popularity", "content",
+                                          "similarity rows", "vectors", "index build",
+                                          "user-user fit", "index load")) -> pd.DataFrame:
+    """The latest record of each build stage: ``stage``, ``seconds``, ``peak_mib``."""
+    frame = profiler.frame()
+    frame = frame[frame["stage"].isin(stages)]
+    latest = frame.groupby("stage", sort=False).tail(1)
+    return latest[["stage", "seconds", "peak_mib"]].reset_index(drop=True)
+
+
+def sample_users(engine, n: int, random_state: int = 0) -> np.ndarray:
+    """``n`` distinct known user ids, drawn reproducibly."""
+    ids = engine.user_ids()
+    if n < 1:
+        raise InvalidParameterError(f"sample size must be at least 1, got {n}")
+    rng = np.random.default_rng(random_state)
+    return np.sort(rng.choice(ids, size=min(n, len(ids)), replace=False))
+
+
+def latency_sample(engine, users: Sequence[int], algorithms: Sequence[str],
+                   n: int = 10) -> pd.DataFrame:
+    """Wall milliseconds of ``engine.recommend`` per user and algorithm.
+
+    Columns: ``algorithm``, ``user_id``, ``ms``. Each algorithm runs once for
+    one user first, untimed, so lazy set-up does not count as latency.
+    """
+    rows = []
+    for algorithm in algorithms:
+        if len(users):
+            engine.recommend(int(users[0]), algorithm=algorithm, n=n)
+        for user in users:
+            start = time.perf_counter()
+            engine.recommend(int(user), algorithm=algorithm, n=n)
+            rows.append((algorithm, int(user), (time.perf_counter() - start) * 1000.0))
+    return pd.DataFrame(rows, columns=["algorithm", "user_id", "ms"])
+
+
+def latency_summary(sample: pd.DataFrame) -> pd.DataFrame:
+    """p50, p95 and mean milliseconds per algorithm of a :func:`latency_sample`."""
+    grouped = sample.groupby("algorithm", sort=False)["ms"]
+    return pd.DataFrame({
+        "p50_ms": grouped.quantile(0.5),
+        "p95_ms": grouped.quantile(0.95),
+        "mean_ms": grouped.mean(),
+        "requests": grouped.size(),
+    }).reset_index()
+
+
+def ann_vs_exact(engine, users: Sequence[int], k: int, ef: int,
+                 n_candidates: int | None = None) -> dict:
+    """Neighbour recall and latency of the index at search width ``ef`` against brute force.
+
+    For each user: the engine's ANN neighbours (``n_candidates`` index hits
+    re-ranked by exact cosine), the index alone (its top ``k`` by vector cosine)
+    and the exact top ``k``. hnswlib searches ``max(ef, n_candidates + 1)`` wide,
+    so ``ef`` matters once it exceeds the candidate count. The index's own
+    ``ef`` is restored afterwards.
+
+    Returns ``summary`` (dict: mean recalls and mean/p95 milliseconds) and
+    ``per_user`` (DataFrame: ``user_id``, ``recall_reranked``,
+    ``recall_index_only``, ``ann_ms``, ``exact_ms``).
+    """
+    if ef < 1 or k < 1:
+        raise InvalidParameterError("ef and k must be at least 1")
+    if n_candidates is not None and n_candidates < 1:
+        raise InvalidParameterError("n_candidates must be at least 1")
+    knn, index = engine.knn, engine.knn.index_
+    rows = []
+    with _EF_LOCK:
+        previous = index.ef
+        index.set_ef(ef)
+        try:
+            for user in users:
+                profile = engine.profile(int(user))
+                start = time.perf_counter()
+                ann = knn.neighbors(profile, k, n_candidates=n_candidates)
+                ann_ms = (time.perf_counter() - start) * 1000.0
+                start = time.perf_counter()
+                exact = knn.neighbors(profile, k, exact=True)
+                exact_ms = (time.perf_counter() - start) * 1000.0
+                labels, _ = index.query(knn.vectors_[profile.user_idx], k + 1)
+                labels = labels[labels != profile.user_idx][:k]
+                rows.append((int(user), recall_at_k(ann.user_idx, exact.user_idx),
+                             recall_at_k(labels, exact.user_idx), ann_ms, exact_ms))
+        finally:
+            index.set_ef(previous)
+    per_user = pd.DataFrame(rows, columns=["user_id", "recall_reranked", "recall_index_only",
+                                           "ann_ms", "exact_ms"])
+    summary = {
+        "ef": int(ef), "k": int(k),
+        "n_candidates": int(knn.n_candidates if n_candidates is None else n_candidates),
+        "users": len(per_user),
+        "recall_reranked": float(per_user["recall_reranked"].mean()) if rows else float("nan"),
+        "recall_index_only": float(per_user["recall_index_only"].mean()) if rows else float("nan"),
+        "ann_ms_mean": float(per_user["ann_ms"].mean()) if rows else float("nan"),
+        "ann_ms_p95": float(per_user["ann_ms"].quantile(0.95)) if rows else float("nan"),
+        "exact_ms_mean": float(per_user["exact_ms"].mean()) if rows else float("nan"),
+        "exact_ms_p95": float(per_user["exact_ms"].quantile(0.95)) if rows else float("nan"),
+    }
+    return {"summary": summary, "per_user": per_user}
+
