@@ -1,5 +1,7 @@
 """Neighbours: the users most similar to a chosen user, for analysts."""
 
+from functools import partial
+
 import plotly.express as px
 import streamlit as st
 
@@ -75,8 +77,8 @@ with right:
     table_key = f"nb_table_{user_id}_{k}"
     st.caption("Click a row to open that user.")
     st.dataframe(ann[["rank", "user_id", "similarity", "shared", "n_ratings"]], hide_index=True,
-                 key=table_key, on_select=open_neighbour, selection_mode="single-row",
-                 args=(table_key, ann["user_id"].astype(int).tolist()), height=320,
+                 key=table_key, selection_mode="single-row", height=320,
+                 on_select=partial(open_neighbour, table_key, ann["user_id"].astype(int).tolist()),
                  column_config={"similarity": st.column_config.NumberColumn(format="%.3f"),
                                 "shared": st.column_config.NumberColumn(
                                     help="anime both have watched"),

@@ -313,8 +313,8 @@ with cards:
                          "comparable within this list only")
                 st.caption("Why: " + md_escape(row.reason or "popular overall"))
 with table:
-    columns = ["rank", "name", "type", "episodes", "genre", "community_rating", "members",
-               "score", "source", "reason"]
+    columns = ["rank", "anime_id", "name", "type", "episodes", "genre", "community_rating",
+               "members", "score", "source", "reason"]
     st.dataframe(recs[columns], hide_index=True, width="stretch",
                  column_config={
                      "score": st.column_config.NumberColumn("our score", format="%.3f"),

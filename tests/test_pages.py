@@ -1,4 +1,4 @@
-"""Every dashboard page under streamlit's AppTest: renders, widgets drive the engine, errors are friendly.
+"""Every dashboard page under AppTest: renders, widgets drive the engine, errors are friendly.
 
 AppTest runs a page in this process, so the engine cached by ``app_state`` is
 built once (on the bundled data) and shared by every test here.
@@ -9,9 +9,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from conftest import ROOT
+from streamlit.testing.v1 import AppTest
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
