@@ -142,11 +142,11 @@ def engine_or_stop() -> RecommenderEngine:
         return get_engine()
     except DatabaseError as exc:
         st.error(f"The database cannot be reached, so the recommender cannot start. {exc}",
-                 icon="🛑")
+                 icon=":material/error:")
         st.caption("Check DATABASE_URL (in the environment or .env) and that the server is up; "
                    "then reload the page.")
     except RecommenderError as exc:
-        st.error(f"The recommender could not start: {exc}", icon="🛑")
+        st.error(f"The recommender could not start: {exc}", icon=":material/error:")
     st.stop()
     raise AssertionError("unreachable")  # st.stop raises; this keeps type checkers calm
 
@@ -247,7 +247,8 @@ def sidebar_status(engine: RecommenderEngine) -> None:
         index_state = info.get("index", "built")
         seconds = info.get("seconds")
         took = f" in {seconds:.1f} s" if isinstance(seconds, (int, float)) else ""
-        st.markdown(f"🟢 Ready: index **{md_escape(index_state)}**{md_escape(took)}")
+        st.markdown(f":material/check_circle: Ready: index **{md_escape(index_state)}**"
+                    f"{md_escape(took)}")
         st.markdown(f"{summary['users']:,} users · {summary['anime']:,} anime · "
                     f"{summary['ratings']:,} ratings")
         url = info.get("database_url", getattr(current_settings(), "database_url", ""))

@@ -10,7 +10,7 @@ from recommender.profiling import PROFILER
 engine = app_state.engine_or_stop()
 version = app_state.engine_version(engine)
 
-st.title("🎌 Anime Hybrid Recommender")
+st.title("Anime Hybrid Recommender")
 st.markdown(
     "Recommends anime from real ratings and says **why**. Three algorithms: "
     "**user-user** collaborative filtering (people who rate like you), **content** "
@@ -78,8 +78,8 @@ if not stages.empty:
 st.subheader("Go to")
 cols = st.columns(3)
 with cols[0]:
-    app_state.nav_link("pages/recommend.py", "Recommend", "✨")
+    app_state.nav_link("pages/recommend.py", "Recommend", ":material/auto_awesome:")
 with cols[1]:
-    app_state.nav_link("pages/neighbours.py", "Neighbours", "🧑‍🤝‍🧑")
+    app_state.nav_link("pages/neighbours.py", "Neighbours", ":material/group:")
 with cols[2]:
-    app_state.nav_link("pages/performance.py", "Performance", "⏱️")
+    app_state.nav_link("pages/performance.py", "Performance", ":material/speed:")

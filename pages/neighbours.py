@@ -35,12 +35,13 @@ def open_neighbour(table_key: str, user_ids: list[int]) -> None:
         state.nb_user = int(user_ids[rows[0]])
 
 
-st.title("🧑‍🤝‍🧑 Neighbours")
+st.title("Neighbours")
 st.caption("Similarity is the cosine between two users' centred ratings (each rating minus "
            "the user's shrunk mean), over the anime both rated; -1 (watched) counts as 0.")
 c1, c2, c3 = st.columns([3, 1, 3], vertical_alignment="bottom")
 user_id = int(c1.number_input("User id", min_value=0, step=1, format="%d", key="nb_user"))
-c2.button("🎲 Random user", on_click=pick_random_user, width="stretch")
+c2.button("Random user", icon=":material/casino:", on_click=pick_random_user,
+          width="stretch")
 k = c3.slider("Neighbours (k)", 5, 50, step=5, key="nb_k")
 if not engine.has_user(user_id):
     ids = engine.user_ids()
@@ -61,8 +62,8 @@ if ann.empty:
                "(only -1, or every rating the same as their mean).")
     st.stop()
 
-app_state.nav_link("pages/recommend.py", f"Recommendations for user {user_id}", "✨",
-                   query_params={"user": str(user_id)})
+app_state.nav_link("pages/recommend.py", f"Recommendations for user {user_id}",
+                   ":material/auto_awesome:", query_params={"user": str(user_id)})
 
 st.subheader(f"The {len(ann)} nearest users")
 left, right = st.columns([3, 2])

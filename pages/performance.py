@@ -14,7 +14,7 @@ state = st.session_state
 algorithms = app_state.algorithm_choices(engine)
 MIB = 2**20
 
-st.title("⏱️ Performance")
+st.title("Performance")
 
 # ------------------------------------------------------------------ latest requests
 st.subheader("Where the time goes: the latest requests")
@@ -34,7 +34,8 @@ c1, c2, c3 = st.columns([2, 4, 2], vertical_alignment="bottom")
 sample_size = c1.slider("Users in the sample", 10, 200, 30, step=10, key="perf_users")
 chosen = c2.multiselect("Algorithms", algorithms, default=algorithms, key="perf_algorithms",
                         format_func=app_state.algorithm_label)
-if c3.button("▶ Run the latency sample", type="primary", width="stretch"):
+if c3.button("Run the latency sample", icon=":material/play_arrow:", type="primary",
+             width="stretch"):
     if not chosen:
         st.warning("Pick at least one algorithm.")
     else:

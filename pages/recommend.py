@@ -16,11 +16,12 @@ algorithms = app_state.algorithm_choices(engine)
 params = engine.params
 
 MODES = ("Existing user", "Build your own list")
-RATING_OPTIONS = [None, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, -1]
+#: 0 stands for "no rating" (a selectbox shows None as an empty choice).
+RATING_OPTIONS = [0, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, -1]
 
 
 def rating_label(value) -> str:
-    if value is None:
+    if not value:
         return "liked (no rating)"
     return "watched, not rated (-1)" if value == -1 else f"{value} / 10"
 
@@ -107,7 +108,7 @@ def remove_anime(anime_id: int) -> None:
 
 
 def store_rating(anime_id: int) -> None:
-    state.my_list[anime_id] = state[f"rate_{anime_id}"]
+    state.my_list[anime_id] = state[f"rate_{anime_id}"] or None
 
 
 def clear_list() -> None:
@@ -147,7 +148,7 @@ def save_list() -> None:
 
 
 # ------------------------------------------------------------------ page
-st.title("✨ Recommendations")
+st.title("Recommendations")
 for notice in notices:
     st.warning(notice)
 
@@ -157,7 +158,8 @@ if mode == MODES[0]:
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     user_id = left.number_input("User id", min_value=0, step=1, format="%d", key="rec_user",
                                 help="Any id from the ratings, or one saved from a list.")
-    right.button("🎲 Random user", on_click=pick_random_user, width="stretch")
+    right.button("Random user", icon=":material/casino:", on_click=pick_random_user,
+                 width="stretch")
     user_id = int(user_id)
     if not engine.has_user(user_id):
         ids = engine.user_ids()
@@ -190,15 +192,15 @@ else:
     for anime_id in list(state.my_list):
         key = f"rate_{anime_id}"
         if key not in state:
-            state[key] = state.my_list[anime_id]
+            state[key] = state.my_list[anime_id] or 0
         c1, c2, c3 = st.columns([5, 3, 1], vertical_alignment="center")
         c1.markdown(md_escape(names.get(anime_id, f"anime {anime_id}")))
         c2.selectbox("Rating", RATING_OPTIONS, key=key, format_func=rating_label,
                      label_visibility="collapsed", on_change=store_rating, args=(anime_id,))
-        c3.button("✕", key=f"remove_{anime_id}", help="Remove from the list",
+        c3.button("Remove", icon=":material/close:", key=f"remove_{anime_id}", type="tertiary",
                   on_click=remove_anime, args=(anime_id,))
     c1, c2, _ = st.columns([2, 2, 4])
-    c1.button("💾 Save as a new user", on_click=save_list, type="primary",
+    c1.button("Save as a new user", icon=":material/save:", on_click=save_list, type="primary",
               help=f"Adds the list to the database and the index (at most "
                    f"{app_state.MAX_USERS_PER_SESSION} users per session).")
     c2.button("Clear the list", on_click=clear_list)
@@ -306,10 +308,10 @@ with cards:
                 st.caption(md_escape(f"{row.type or 'type unknown'} · {episodes}"))
                 st.caption(md_escape(row.genre or "no genres listed"))
                 st.markdown(
-                    f"⭐ {fmt_number(row.community_rating, '{:.2f}')} · "
-                    f"👥 {fmt_number(row.members, '{:,.0f}')} · "
+                    f":material/star: {fmt_number(row.community_rating, '{:.2f}')} · "
+                    f":material/group: {fmt_number(row.members, '{:,.0f}')} · "
                     f"our score **{row.score:.3f}**",
-                    help="⭐ community score on MyAnimeList, 👥 members, our score: "
+                    help="star: community score on MyAnimeList; people: members, our score: "
                          "comparable within this list only")
                 st.caption("Why: " + md_escape(row.reason or "popular overall"))
 with table:

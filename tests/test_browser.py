@@ -1,0 +1,254 @@
+"""End to end in a real browser: `streamlit run app.py` driven by headless Chromium.
+
+Uses Debian's ``/usr/bin/chromium`` through Playwright (browser downloads are not
+possible here). Under ``CI=true`` a missing browser is a failure, never a skip.
+Screenshots of every page go to ``artifacts/`` (git-ignored). The test prints
+start-up and interaction timings; they are figures, not asserts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import IN_CI, ROOT
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.realdata]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "artifacts"
+START_TIMEOUT_S = 900  # the first start builds the engine (and the database)
+STEP_TIMEOUT_MS = 120_000
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+NO_STALE = "() => document.querySelectorAll('[data-stale=\"true\"]').length === 0"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`streamlit run app.py` on a free port, with its own database and cache folder."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+        self.started_at = 0.0
+
+    def start(self) -> Server:
+        env = dict(os.environ)
+        env.update({"DATABASE_URL": f"sqlite:///{self.tmp / 'anime.db'}",
+                    "ANIREC_CACHE_DIR": str(self.tmp / "cache"), "PYTHONUNBUFFERED": "1"})
+        self.log = open(self.tmp / f"streamlit-{self.port}.log", "w")
+        self.started_at = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port",
+             str(self.port), "--server.headless", "true", "--server.address", "127.0.0.1"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited early: {self.logs()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"streamlit did not answer on {self.url}: {self.logs()}")
+
+    def logs(self) -> str:
+        self.log.flush()
+        return (self.tmp / f"streamlit-{self.port}.log").read_text()[-3000:]
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: install Debian's chromium package"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def wait_text(page, text: str, timeout: int = STEP_TIMEOUT_MS):
+    page.get_by_text(text, exact=False).first.wait_for(state="visible", timeout=timeout)
+
+
+def wait_idle(page, timeout: int = STEP_TIMEOUT_MS):
+    """Until Streamlit has finished the current run (its status widget goes away)."""
+    page.wait_for_timeout(300)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=timeout)
+
+
+def first_render(browser, url: str, started: float) -> tuple[float, object]:
+    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+    page = context.new_page()
+    page.goto(url)
+    wait_text(page, "The data at a glance", timeout=START_TIMEOUT_S * 1000)
+    return time.perf_counter() - started, page
+
+
+def shot(page, name: str) -> None:
+    """A PNG of the whole page in artifacts/.
+
+    Streamlit scrolls inside its own main block, so a full-page screenshot is only
+    the viewport: the viewport is grown to the content's height first.
+    """
+    ARTIFACTS.mkdir(exist_ok=True)
+    wait_idle(page)
+    height = page.evaluate(
+        "() => document.querySelector('[data-testid=\"stMainBlockContainer\"]').scrollHeight")
+    page.set_viewport_size({"width": 1500, "height": min(int(height) + 150, 6000)})
+    wait_idle(page)
+    charts = page.locator('[data-testid="stPlotlyChart"]')
+    for i in range(charts.count()):
+        charts.nth(i).locator(".main-svg").first.wait_for(state="attached",
+                                                          timeout=STEP_TIMEOUT_MS)
+    page.wait_for_timeout(1000)  # Plotly animates its first draw
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.set_viewport_size({"width": 1500, "height": 1000})
+
+
+def pick_from_autocomplete(page, typed: str, expected: str) -> None:
+    # After a pick the component is remounted under a new key; the old iframe
+    # lingers at zero height until the rerun ends, so take the visible one.
+    wait_idle(page)
+    box = page.locator('iframe[title="streamlit_searchbox.searchbox"]:visible').content_frame
+    field = box.locator("input")
+    field.click()
+    field.press_sequentially(typed, delay=60)
+    option = box.locator('[class*="option"]').filter(has_text=expected).first
+    option.wait_for(state="visible", timeout=STEP_TIMEOUT_MS)
+    option.click()
+
+
+def test_dashboard_end_to_end(browser, tmp_path):
+    from recommender import RecommenderEngine
+
+    figures: dict[str, float] = {}
+    server = Server(tmp_path).start()
+    page = None
+    try:
+        figures["cold start to first page (s)"], page = first_render(
+            browser, server.url, server.started_at)
+        shot(page, "home")
+
+        # A new browser session on the running server: the engine is already cached.
+        start = time.perf_counter()
+        figures["new session, warm server (s)"], warm = first_render(browser, server.url, start)
+        warm.context.close()
+
+        # Build a list by typing misspelled titles into the autocomplete.
+        page.goto(f"{server.url}/recommend?mode=list")
+        wait_text(page, "Your list is empty")
+        pick_from_autocomplete(page, "stiens gate", "Steins;Gate")
+        wait_text(page, "Your list: 1 anime")
+        pick_from_autocomplete(page, "attack on titan", "Shingeki no Kyojin")
+        wait_text(page, "Your list: 2 anime")
+        wait_text(page, "Top 10 for your list")
+        assert page.get_by_text("Why:").count() >= 10
+
+        # Move the weight slider: the page says which titles entered and left.
+        widget = page.locator('[data-testid="stSlider"]').filter(has_text="Collaborative share")
+        slider = widget.get_by_role("slider")
+        before = float(widget.locator('[data-testid="stSliderThumbValue"]').inner_text())
+        slider.focus()
+        for _ in range(4):
+            slider.press("ArrowRight")
+        after = round(min(before + 0.2, 1.0), 2)
+        wait_text(page, f"→ {after:.2f}")
+        wait_text(page, f"weight {after:.2f}")
+        assert f"weight={after:.2f}" in page.url
+        shot(page, "recommend_list")
+
+        # Save the list as a user.
+        page.get_by_role("button", name=re.compile("Save as a new user")).click()
+        if hasattr(RecommenderEngine, "add_user"):
+            wait_text(page, "Saved as user")
+            new_id = int(re.search(r"Saved as user (\d+)",
+                                   page.get_by_text("Saved as user").first.inner_text()).group(1))
+            page.get_by_role("button", name=f"Open user {new_id}").click()
+            wait_text(page, f"Top 10 for user {new_id}")
+        else:
+            wait_text(page, "needs the database")
+
+        # Existing users: time from entering a user id to their cards on screen.
+        page.goto(f"{server.url}/recommend?user=46&algorithm=hybrid")
+        wait_text(page, "Top 10 for user")
+        shot(page, "recommend_user")
+        field = page.get_by_label("User id")
+        timings = []
+        for user in (106, 122, 219, 294, 296):
+            field.fill(str(user))
+            start = time.perf_counter()
+            field.press("Enter")
+            wait_text(page, f"Top 10 for user {user} ")
+            # Elements of the previous run stay, marked stale, until redrawn.
+            page.wait_for_function(NO_STALE, timeout=STEP_TIMEOUT_MS)
+            timings.append(time.perf_counter() - start)
+        figures["user chosen -> cards shown, median of 5 (s)"] = statistics.median(timings)
+        assert "user=296" in page.url
+
+        page.goto(f"{server.url}/neighbours?user=296")
+        wait_text(page, "nearest users")
+        wait_text(page, "Recall@20")
+        shot(page, "neighbours")
+
+        page.goto(f"{server.url}/performance")
+        wait_text(page, "Memory")
+        page.get_by_role("button", name=re.compile("Run the latency sample")).click()
+        wait_text(page, "p50 and p95", timeout=300_000)
+        shot(page, "performance")
+        page.context.close()
+    except Exception:
+        if page is not None:
+            page.screenshot(path=str(ARTIFACTS / "failure.png"), full_page=True)
+        raise
+    finally:
+        server.stop()
+
+    # Restart on the same database and cache: a warm start loads what the first built.
+    again = Server(tmp_path).start()
+    try:
+        figures["warm restart to first page (s)"], page = first_render(
+            browser, again.url, again.started_at)
+        page.context.close()
+    finally:
+        again.stop()
+
+    print("\nDashboard timings:")
+    for name, value in figures.items():
+        print(f"  {name}: {value:.2f}")
+    for name in ("home", "recommend_list", "recommend_user", "neighbours", "performance"):
+        assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000
