@@ -11,6 +11,9 @@ from recommender import diagnostics
 from recommender.errors import RecommenderError
 
 engine = app_state.engine_or_stop()
+# Ratings run -1..10 on the colour axis: -1 (watched, not rated) is grey, not a bad rating.
+RATING_COLOURS = [[0.0, "#b8b8b8"], [0.09, "#b8b8b8"], [0.091, "#d73027"], [0.55, "#fee08b"],
+                  [1.0, "#1a9850"]]
 state = st.session_state
 
 # The widget starts from the URL, then from the user chosen last on any page.
@@ -108,7 +111,7 @@ st.subheader("Ratings on the anime they share")
 if heat.empty:
     st.info("The neighbours share no watched anime with this user.")
 else:
-    fig = px.imshow(heat, zmin=-1, zmax=10, color_continuous_scale="RdYlGn", aspect="auto",
+    fig = px.imshow(heat, zmin=-1, zmax=10, color_continuous_scale=RATING_COLOURS, aspect="auto",
                     text_auto=True, labels={"color": "rating"})
     fig.update_layout(margin=dict(t=10, b=10), height=120 + 28 * len(heat))
     fig.update_xaxes(tickangle=-45)

@@ -42,6 +42,7 @@ if c3.button("Run the latency sample", icon=":material/play_arrow:", type="prima
         users = diagnostics.sample_users(engine, sample_size)
         with st.spinner(f"Timing {len(users)} users × {len(chosen)} algorithms…"):
             state.perf_latency = diagnostics.latency_sample(engine, users, chosen, n=10)
+        st.rerun()  # redraw the per-request chart above with these requests in it
 sample = state.get("perf_latency")
 if sample is None:
     st.caption("Press the button to time top-10 recommendations for a random sample of users.")

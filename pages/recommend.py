@@ -300,7 +300,7 @@ with cards:
     for start in range(0, len(recs), per_row):
         columns = st.columns(per_row)
         for column, row in zip(columns, recs.iloc[start:start + per_row].itertuples()):
-            with column.container(border=True, height=340):
+            with column.container(border=True):
                 st.markdown(f"**{row.rank}. {md_escape(row.name)}**")
                 if isinstance(row.english_name, str) and row.english_name not in ("", row.name):
                     st.caption(md_escape(row.english_name))

@@ -131,6 +131,9 @@ def shot(page, name: str) -> None:
         "() => document.querySelector('[data-testid=\"stMainBlockContainer\"]').scrollHeight")
     page.set_viewport_size({"width": 1500, "height": min(int(height) + 150, 6000)})
     wait_idle(page)
+    # Charts are lazy-loaded: a skeleton stands in until Plotly's code has arrived.
+    page.wait_for_function("() => !document.querySelector('[data-testid*=\"Skeleton\"]')",
+                           timeout=STEP_TIMEOUT_MS)
     charts = page.locator('[data-testid="stPlotlyChart"]')
     for i in range(charts.count()):
         charts.nth(i).locator(".main-svg").first.wait_for(state="attached",
@@ -207,7 +210,7 @@ def test_dashboard_end_to_end(browser, tmp_path):
         page.goto(f"{server.url}/recommend?user=46&algorithm=hybrid")
         wait_text(page, "Top 10 for user")
         shot(page, "recommend_user")
-        field = page.get_by_label("User id")
+        field = page.get_by_label("User id", exact=True)
         timings = []
         for user in (106, 122, 219, 294, 296):
             field.fill(str(user))
@@ -224,6 +227,15 @@ def test_dashboard_end_to_end(browser, tmp_path):
         wait_text(page, "nearest users")
         wait_text(page, "Recall@20")
         shot(page, "neighbours")
+        # Clicking a neighbour's row (its selection box) opens that neighbour.
+        grid = page.locator('[data-testid="stDataFrame"]').first
+        grid.scroll_into_view_if_needed()
+        box = grid.bounding_box()
+        page.mouse.click(box["x"] + 14, box["y"] + 35 + 17)
+        page.wait_for_url(lambda url: "user=" in url and "user=296" not in url,
+                          timeout=STEP_TIMEOUT_MS)
+        opened = re.search(r"user=(\d+)", page.url).group(1)
+        wait_text(page, f"Recommendations for user {opened}")
 
         page.goto(f"{server.url}/performance")
         wait_text(page, "Memory")
