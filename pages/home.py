@@ -53,6 +53,7 @@ with right:
     fig = px.bar(genres.iloc[::-1], x="anime", y="genre", orientation="h",
                  title="Most common genres in the catalogue", labels={"anime": "anime"})
     fig.update_layout(margin=dict(t=50, b=10), height=360)
+    fig.update_yaxes(dtick=1, tickfont={"size": 10})  # every genre named, not every other
     st.plotly_chart(fig)
 
 st.subheader("Engine status")

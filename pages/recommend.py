@@ -304,7 +304,8 @@ with cards:
                 st.markdown(f"**{row.rank}. {md_escape(row.name)}**")
                 if isinstance(row.english_name, str) and row.english_name not in ("", row.name):
                     st.caption(md_escape(row.english_name))
-                episodes = fmt_number(row.episodes, "{:.0f} episodes", "episodes unknown")
+                episodes = ("1 episode" if row.episodes == 1 else
+                            fmt_number(row.episodes, "{:.0f} episodes", "episodes unknown"))
                 st.caption(md_escape(f"{row.type or 'type unknown'} · {episodes}"))
                 st.caption(md_escape(row.genre or "no genres listed"))
                 st.markdown(
