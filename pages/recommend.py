@@ -262,21 +262,25 @@ if recs.attrs.get("fallback"):
 if recs.attrs.get("unknown_ids"):
     st.warning(f"Left out anime not in the catalogue: {recs.attrs['unknown_ids']}")
 
-# What the weight changed: compared with the previous result for the same request.
+# What the weight changed. The reference is the last top-n that differed, so a
+# slider moved in small steps (e.g. with the arrow keys) still shows the whole change.
 context = (subject, algorithm, n, k if uses_neighbours else None, collaborative)
 ids = recs["anime_id"].astype(int).tolist()
-names_now = dict(zip(ids, recs["name"]))
-previous = state.get("rec_previous")
+current = {"context": context, "weight": weight, "ids": ids,
+           "names": dict(zip(ids, recs["name"]))}
+reference = state.get("rec_reference")
 changes = None
-if previous and previous["context"] == context:
-    if previous["weight"] != weight:
-        entered, left_ids = diagnostics.top_n_changes(previous["ids"], ids)
-        changes = {"from": previous["weight"], "to": weight, "entered": entered,
-                   "left": left_ids, "names": {**previous["names"], **names_now}}
-    else:
-        changes = previous.get("changes")
-state.rec_previous = {"context": context, "weight": weight, "ids": ids, "names": names_now,
-                      "changes": changes}
+if reference is None or reference["context"] != context:
+    state.rec_reference, state.rec_changes = current, None
+elif reference["weight"] != weight:
+    entered, left_ids = diagnostics.top_n_changes(reference["ids"], ids)
+    changes = {"from": reference["weight"], "to": weight, "entered": entered,
+               "left": left_ids, "names": {**reference["names"], **current["names"]}}
+    state.rec_changes = changes
+    if entered or left_ids:
+        state.rec_reference = current
+elif (state.get("rec_changes") or {}).get("to") == weight:
+    changes = state.rec_changes  # a rerun with nothing changed keeps the message
 if changes:
     with st.container(border=True):
         st.markdown(f"**Weight {changes['from']:.2f} → {changes['to']:.2f}:** "
