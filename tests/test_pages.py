@@ -7,6 +7,7 @@ built once (on the bundled data) and shared by every test here.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import pytest
 from conftest import ROOT
@@ -224,6 +225,18 @@ def test_database_unreachable_is_a_friendly_error(engine, monkeypatch):
         at = page(name)
         assert not at.exception, name
         assert any("database cannot be reached" in e for e in texts(at.error)), name
+
+
+def test_cached_accessors_share_the_engine_state(engine):
+    import app_state
+
+    assert app_state.get_engine() is engine  # one engine per settings key
+    assert app_state.get_matrix() is engine.data.ratings
+    assert app_state.get_index() is engine.knn.index_
+    key = app_state.settings_key(app_state.current_settings())
+    other = app_state.settings_key(replace(app_state.current_settings(),
+                                           params=replace(engine.params, hnsw_ef=17)))
+    assert key != other  # new index parameters give a new cache entry
 
 
 def test_markdown_escaping_shows_names_literally():
