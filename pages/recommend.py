@@ -199,7 +199,7 @@ else:
                      label_visibility="collapsed", on_change=store_rating, args=(anime_id,))
         c3.button("Remove", icon=":material/close:", key=f"remove_{anime_id}", type="tertiary",
                   on_click=remove_anime, args=(anime_id,))
-    c1, c2, _ = st.columns([2, 2, 4])
+    c1, c2, _ = st.columns([3, 2, 3])
     c1.button("Save as a new user", icon=":material/save:", on_click=save_list, type="primary",
               help=f"Adds the list to the database and the index (at most "
                    f"{app_state.MAX_USERS_PER_SESSION} users per session).")
