@@ -31,6 +31,19 @@ class EngineParams:
     use_type: bool = True
     synopsis_weight: float = 0.5
     type_weight: float = 0.2
+    # -- learned models ("mf", "ease" and their "blend"; see recommender/mf.py, ease.py)
+    use_models: bool = True           # False: skip fitting them (faster start, fewer algorithms)
+    mf_factors: int = 128
+    mf_regularization: float = 0.05
+    mf_alpha: float = 10.0            # confidence = 1 + alpha * (rating / 10)
+    mf_iterations: int = 15
+    mf_watched_value: float = 0.5     # preference of a -1 ("watched, not rated")
+    mf_bm25: bool = False
+    ease_lambda: float = 500.0
+    ease_min_support: int = 5         # anime with fewer watchers are left out of EASE
+    ease_weighting: str = "binary"    # "binary" or "rating"
+    blend_weights: str = "ease:1.0,user-user:0.5,content:0.2"  # "name:weight,..."
+    # -- end of learned models
     # serving
     hybrid_weight: float = 0.5
     include_adult: bool = False

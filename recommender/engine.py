@@ -124,8 +124,9 @@ class RecommenderEngine:
 
     @classmethod
     def fit(cls, data: TrainingData, params: EngineParams,
-            knn: UserKNN | None = None) -> RecommenderEngine:
-        """Fit every scorer on ``data``; a restored ``knn`` is used as it is."""
+            knn: UserKNN | None = None,
+            models: Mapping[str, Scorer] | None = None) -> RecommenderEngine:
+        """Fit every scorer on ``data``; a restored ``knn`` and ``models`` are used as is."""
         scorers: dict[str, Scorer] = {}
         with PROFILER.stage("popularity"):
             scorers["popularity"] = Popularity(params.like_threshold).fit(data)
@@ -140,7 +141,84 @@ class RecommenderEngine:
             with PROFILER.stage("user-user fit", memory=True):
                 knn = cls.make_knn(params).fit(data)
         scorers["user-user"] = knn
-        return cls(data, params, scorers)
+        engine = cls(data, params, scorers)
+        if params.use_models:
+            engine._fit_models(models or {})
+        return engine
+
+    # -- learned models: "mf", "ease" and the "blend" (recommender/mf.py, ease.py, blend.py)
+    @staticmethod
+    def make_models(params: EngineParams) -> dict[str, Scorer]:
+        """Unfitted "mf" and "ease" scorers with the engine's parameters."""
+        from .ease import EASE
+        from .mf import ALSFactorization
+
+        return {
+            "mf": ALSFactorization(
+                factors=params.mf_factors, regularization=params.mf_regularization,
+                alpha=params.mf_alpha, iterations=params.mf_iterations,
+                watched_value=params.mf_watched_value, bm25=params.mf_bm25,
+                random_state=params.random_state),
+            "ease": EASE(lam=params.ease_lambda, min_support=params.ease_min_support,
+                         weighting=params.ease_weighting),
+        }
+
+    def _fit_models(self, restored: Mapping[str, Scorer]) -> None:
+        from .blend import Blend, parse_weights
+
+        for name, scorer in self.make_models(self.params).items():
+            if name in restored:
+                scorer = restored[name]
+            else:
+                with PROFILER.stage(f"{name} fit", memory=True):
+                    scorer.fit(self._data)
+            self.register(scorer, collaborative=True)
+        self.register(Blend(self._scorers, parse_weights(self.params.blend_weights)))
+
+    @property
+    def models(self) -> dict[str, Scorer]:
+        """The fitted learned models by name (for persistence: each has ``state_dict()``)."""
+        return {n: self._scorers[n] for n in ("mf", "ease") if n in self._scorers}
+
+    @timed("similar anime")
+    def similar_anime(self, anime_id: int, n: int = 10, model: str = "ease") -> pd.DataFrame:
+        """Anime most similar to ``anime_id`` by one model, most similar first.
+
+        ``model``: "ease" (the anime that watching this one raises most),
+        "mf" (cosine of item factors) or "content" (cosine of TF-IDF features).
+        Columns: ``rank``, ``anime_id``, ``name``, ``english_name``,
+        ``similarity`` (comparable only within one call), ``genre``, ``type``,
+        ``members``. Adult titles are left out unless ``include_adult``.
+        """
+        n = _positive_int(n, "n", MAX_N)
+        choices = [m for m in ("ease", "mf", "content") if m in self._scorers]
+        if model not in choices:
+            raise UnknownAlgorithmError(
+                f"unknown similarity model {model!r}; choose one of {', '.join(choices)}")
+        if isinstance(anime_id, bool) or not isinstance(anime_id, (Integral, np.integer)):
+            raise UnknownAnimeError(f"anime {anime_id!r} is not an anime id")
+        item = self._data.items.number(int(anime_id))
+        if item < 0:
+            raise UnknownAnimeError(f"unknown anime {anime_id}")
+        scorer = self._scorers[model]
+        # Every candidate, so that dropping adult titles afterwards still leaves n.
+        found, sims = scorer.similar_items(item, len(self._data.items))  # type: ignore[attr-defined]
+        keep = sims > 0
+        if not self.params.include_adult:
+            keep &= ~self._genre_adult[found]
+        found, sims = found[keep][:n], sims[keep][:n]
+        anime = self.anime_frame(found)
+        return pd.DataFrame({
+            "rank": np.arange(1, len(found) + 1),
+            "anime_id": anime["anime_id"].to_numpy(),
+            "name": anime["name"].to_numpy(),
+            "english_name": anime["english_name"].to_numpy(),
+            "similarity": sims.astype(np.float32),
+            "genre": anime["genre"].to_numpy(),
+            "type": anime["type"].to_numpy(),
+            "members": anime["members"].to_numpy(),
+        })
+    # -- end of learned models
 
     @staticmethod
     def make_knn(params: EngineParams) -> UserKNN:
@@ -351,11 +429,12 @@ class RecommenderEngine:
         user_id : a known user, or None with ``liked``.
         liked : ``{anime_id: rating or None}`` or a list of anime ids (no rating = liked).
         algorithm : "user-user", "content", "hybrid", "popularity" or "random"
-            (and any registered scorer).
+            (and any registered scorer: "mf", "ease" and "blend" by default).
         weight : share of the collaborative score in the hybrid, in [0, 1]
             (default: the engine's ``hybrid_weight``).
         n : how many anime (1..500). k : neighbours for user-user (1..500).
-        collaborative : the hybrid's collaborative part (default "user-user").
+        collaborative : the hybrid's collaborative part: "user-user" (default),
+            "mf" or "ease" (see ``collaborative_algorithms``).
         exclude : anime ids never to return (e.g. already listed elsewhere).
 
         Returns
@@ -472,6 +551,10 @@ class RecommenderEngine:
                 full[row] = value
             if key == "neighbour_idx":
                 frame["neighbours"] = [[int(users[u]) for u in v] for v in full]
+            elif key == "because_items":  # learned models: the user's top contributors
+                names = self._data.anime["name"].to_numpy()
+                frame["because_anime_ids"] = [[int(items[i]) for i in v or []] for v in full]
+                frame["because_names"] = [[str(names[i]) for i in v or []] for v in full]
             elif key == "because_idx":
                 frame["because_anime_id"] = pd.array(
                     [None if v is None else int(items[v]) for v in full], dtype="Int64")
