@@ -34,14 +34,16 @@ class EngineParams:
     # -- learned models ("mf", "ease" and their "blend"; see recommender/mf.py, ease.py)
     use_models: bool = True           # False: skip fitting them (faster start, fewer algorithms)
     mf_factors: int = 128
-    mf_regularization: float = 0.05
-    mf_alpha: float = 10.0            # confidence = 1 + alpha * (rating / 10)
+    mf_regularization: float = 50.0
+    mf_alpha: float = 5.0             # confidence = 1 + alpha * (rating / 10)
     mf_iterations: int = 15
     mf_watched_value: float = 0.5     # preference of a -1 ("watched, not rated")
     mf_bm25: bool = False
-    ease_lambda: float = 500.0
+    mf_dislike_below: float = 5.0     # ratings below this are dislikes (0: none)
+    ease_lambda: float = 100.0
     ease_min_support: int = 5         # anime with fewer watchers are left out of EASE
-    ease_weighting: str = "binary"    # "binary" or "rating"
+    ease_weighting: str = "rating"    # "binary" or "rating"
+    ease_dislike_below: float = 5.0   # ratings below this are negative inputs (0: none)
     blend_weights: str = "ease:1.0,user-user:0.5,content:0.2"  # "name:weight,..."
     # -- end of learned models
     # serving

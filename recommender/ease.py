@@ -26,18 +26,24 @@ from .base import Explanation, Scores, TrainingData, UserProfile
 _CHUNK_PRODUCTS = 10_000_000
 
 
-def preference_values(raw: np.ndarray, *, weighting: str, watched_value: float) -> np.ndarray:
+def preference_values(raw: np.ndarray, *, weighting: str, watched_value: float,
+                      dislike_below: float = 0.0) -> np.ndarray:
     """Input values of EASE for raw ratings (-1 or 1..10).
 
     ``"binary"``: every watched anime is 1. ``"rating"``: rating/10, and
-    ``watched_value`` for -1 ("watched, not rated").
+    ``watched_value`` for -1 ("watched, not rated"). A rating below
+    ``dislike_below`` is a dislike, ``-(dislike_below - rating) / 10``: having
+    watched it says the user tried it, the rating says it was not to their taste.
     """
     raw = np.asarray(raw, dtype=np.float32)
     if weighting == "binary":
-        return np.ones_like(raw)
-    if weighting == "rating":
-        return np.where(raw < 0, watched_value, raw / 10.0).astype(np.float32)
-    raise ValueError(f"unknown EASE weighting {weighting!r}; use 'binary' or 'rating'")
+        values = np.ones_like(raw)
+    elif weighting == "rating":
+        values = np.where(raw < 0, watched_value, raw / 10.0).astype(np.float32)
+    else:
+        raise ValueError(f"unknown EASE weighting {weighting!r}; use 'binary' or 'rating'")
+    disliked = (raw > 0) & (raw < dislike_below)
+    return np.where(disliked, -(dislike_below - raw) / 10.0, values).astype(np.float32)
 
 
 def gram_matrix(x: sp.csr_matrix, chunk_products: int = _CHUNK_PRODUCTS) -> np.ndarray:
@@ -113,15 +119,17 @@ class EASE:
 
     name = "ease"
 
-    def __init__(self, lam: float = 500.0, min_support: int = 5, weighting: str = "binary",
-                 watched_value: float = 0.5):
+    def __init__(self, lam: float = 100.0, min_support: int = 5, weighting: str = "rating",
+                 watched_value: float = 0.5, dislike_below: float = 0.0):
         self.lam = lam
+        self.dislike_below = dislike_below
         self.min_support = min_support
         self.weighting = weighting
         self.watched_value = watched_value
 
     def _values(self, raw: np.ndarray) -> np.ndarray:
-        return preference_values(raw, weighting=self.weighting, watched_value=self.watched_value)
+        return preference_values(raw, weighting=self.weighting, watched_value=self.watched_value,
+                                 dislike_below=self.dislike_below)
 
     def fit(self, data: TrainingData) -> Self:
         """Compute ``B`` over the supported anime of ``data.ratings``; returns self."""
@@ -149,7 +157,8 @@ class EASE:
         """Learned arrays and hyper-parameters, enough for :meth:`from_state`."""
         return {
             "params": {"lam": self.lam, "min_support": self.min_support,
-                       "weighting": self.weighting, "watched_value": self.watched_value},
+                       "weighting": self.weighting, "watched_value": self.watched_value,
+                       "dislike_below": self.dislike_below},
             "items": self.items_,
             "weights": self.weights_,
         }

@@ -158,9 +158,10 @@ class RecommenderEngine:
                 factors=params.mf_factors, regularization=params.mf_regularization,
                 alpha=params.mf_alpha, iterations=params.mf_iterations,
                 watched_value=params.mf_watched_value, bm25=params.mf_bm25,
-                random_state=params.random_state),
+                dislike_below=params.mf_dislike_below, random_state=params.random_state),
             "ease": EASE(lam=params.ease_lambda, min_support=params.ease_min_support,
-                         weighting=params.ease_weighting),
+                         weighting=params.ease_weighting,
+                         dislike_below=params.ease_dislike_below),
         }
 
     def _fit_models(self, restored: Mapping[str, Scorer]) -> None:

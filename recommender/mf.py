@@ -28,11 +28,13 @@ from .ease import because_text
 
 
 def confidence_matrix(ratings: sp.csr_matrix, *, alpha: float, watched_value: float,
-                      bm25: bool = False) -> sp.csr_matrix:
+                      bm25: bool = False, dislike_below: float = 0.0) -> sp.csr_matrix:
     """Users x items ALS confidences (float32 CSR) from raw ratings (-1 or 1..10).
 
     With ``bm25`` the preference values are BM25-weighted first (implicit's
-    ``bm25_weight``), which damps very popular anime and very long lists.
+    ``bm25_weight``), which damps very popular anime and very long lists. A
+    rating below ``dislike_below`` becomes a negative confidence, which implicit
+    reads as "disliked" (preference 0 with that confidence).
     """
     ratings = sp.csr_matrix(ratings, dtype=np.float32)
     values = np.where(ratings.data < 0, watched_value, ratings.data / 10.0).astype(np.float32)
@@ -42,6 +44,9 @@ def confidence_matrix(ratings: sp.csr_matrix, *, alpha: float, watched_value: fl
 
         pref = bm25_weight(pref, K1=100, B=0.8).tocsr().astype(np.float32)
     pref.data = 1.0 + alpha * pref.data
+    raw = ratings.data
+    disliked = (raw > 0) & (raw < dislike_below)
+    pref.data[disliked] = -(1.0 + alpha * (dislike_below - raw[disliked]) / 10.0)
     pref.eliminate_zeros()
     return pref
 
@@ -57,7 +62,8 @@ class ALSFactorization:
 
     def __init__(self, factors: int = 128, regularization: float = 0.05, alpha: float = 10.0,
                  iterations: int = 15, watched_value: float = 0.5, bm25: bool = False,
-                 random_state: int = 0):
+                 dislike_below: float = 0.0, random_state: int = 0):
+        self.dislike_below = dislike_below
         self.factors = factors
         self.regularization = regularization
         self.alpha = alpha
@@ -89,7 +95,7 @@ class ALSFactorization:
 
     def _confidence(self, ratings: sp.csr_matrix) -> sp.csr_matrix:
         return confidence_matrix(ratings, alpha=self.alpha, watched_value=self.watched_value,
-                                 bm25=self.bm25)
+                                 bm25=self.bm25, dislike_below=self.dislike_below)
 
     def _adopt(self, model, names: np.ndarray) -> None:
         self.model_ = model
@@ -106,6 +112,7 @@ class ALSFactorization:
             "params": {"factors": self.factors, "regularization": self.regularization,
                        "alpha": self.alpha, "iterations": self.iterations,
                        "watched_value": self.watched_value, "bm25": self.bm25,
+                       "dislike_below": self.dislike_below,
                        "random_state": self.random_state},
             "user_factors": self.user_factors_,
             "item_factors": self.item_factors_,
