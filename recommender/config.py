@@ -39,12 +39,12 @@ class EngineParams:
     mf_iterations: int = 15
     mf_watched_value: float = 0.5     # preference of a -1 ("watched, not rated")
     mf_bm25: bool = False
-    mf_dislike_below: float = 5.0     # ratings below this are dislikes (0: none)
+    mf_dislike_below: float = 7.0     # ratings below this are dislikes (0: none)
     ease_lambda: float = 100.0
     ease_min_support: int = 5         # anime with fewer watchers are left out of EASE
     ease_weighting: str = "rating"    # "binary" or "rating"
     ease_dislike_below: float = 5.0   # ratings below this are negative inputs (0: none)
-    blend_weights: str = "ease:1.0,user-user:0.5,content:0.2"  # "name:weight,..."
+    blend_weights: str = "ease:1.0,content:0.05"  # "name:weight,...", chosen on validation
     # -- end of learned models
     # serving
     hybrid_weight: float = 0.5
