@@ -222,7 +222,8 @@ def test_models_on_real_data(bundled_engine, algorithm):
 def test_cli_recommends_with_ease():
     from test_cli import run
 
-    result = run("recommend", "--liked", "Steins;Gate", "--algorithm", "ease", "-n", "5")
+    result = run("recommend", "--liked", "Steins;Gate", "--algorithm", "ease", "-n", "5",
+                 timeout=900)  # builds the whole engine, models included
     assert result.returncode == 0, result.stderr
     assert "because you liked Steins;Gate" in result.stdout
     assert len(result.stdout.strip().splitlines()) == 6
