@@ -148,7 +148,8 @@ def _stage_peak_mib(name: str) -> float | None:
     return round(max(peaks) / MIB, 1) if peaks else None
 
 
-def build(anime_csv: Path, rating_csv: Path, params: EngineParams) -> tuple[RecommenderEngine, dict]:
+def build(anime_csv: Path, rating_csv: Path,
+          params: EngineParams) -> tuple[RecommenderEngine, dict]:
     """Build an engine from the CSVs, timing each stage; returns it and the figures."""
     out: dict = {"rss_start_mib": _rss_mib()}
     PROFILER.clear()
@@ -351,7 +352,8 @@ def to_markdown(result: dict) -> str:
     b = result["build"]
     lines = [f"# Benchmark: {result['scale']}", "",
              f"{result['data']['source']}; {b['shape'][0]:,} users x {b['shape'][1]:,} anime, "
-             f"{b['rows']:,} rows ({b['nnz']:,} stored). Parameters: dim={result['params']['dim']}, "
+             f"{b['rows']:,} rows ({b['nnz']:,} stored). "
+             f"Parameters: dim={result['params']['dim']}, "
              f"n_candidates={result['params']['n_candidates']}, M={result['params']['hnsw_m']}, "
              f"ef_construction={result['params']['hnsw_ef_construction']}, "
              f"ef={result['params']['hnsw_ef']}. {result['machine']}.", "",

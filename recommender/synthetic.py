@@ -86,7 +86,7 @@ _POPULARITY_EXPONENT = 1.1
 _LATENT_DIM = 16
 _FAVOURITES = 3  # taste clusters per user
 _POPULAR_SHARE = 0.45
-_UNRATED_TIE = 0.08  # share of users whose -1 habit follows their activity  # share of a user's picks drawn by popularity alone
+_UNRATED_TIE = 0.08  # share of users whose -1 habit follows their activity
 
 
 def _real_catalogue(kind: str) -> pd.DataFrame:
@@ -180,7 +180,8 @@ class SyntheticRatings:
         for _ in range(6):
             shift += np.log(target / sample.mean())
             self._count_shift = shift
-            sample = self._draw_counts(np.random.default_rng([self.random_state, 1]).random(200_000))
+            uniform = np.random.default_rng([self.random_state, 1]).random(200_000)
+            sample = self._draw_counts(uniform)
         return shift
 
     def _calibrate_thresholds(self) -> np.ndarray:
@@ -289,7 +290,7 @@ class SyntheticRatings:
         return pd.concat(list(self.chunks()), ignore_index=True)
 
     def write(self, out_dir: str | Path, *, progress: bool = False) -> dict:
-        """Write ``anime.csv`` and ``rating.csv`` (Kaggle format) and return :func:`rating_stats`."""
+        """Write ``anime.csv`` and ``rating.csv`` (Kaggle format); returns their statistics."""
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
