@@ -85,7 +85,7 @@ REAL_SIZES = {"full2016": (73_515, 11_200, 7_813_737), "full2020": (325_772, 17_
 _POPULARITY_EXPONENT = 1.1
 _LATENT_DIM = 16
 _FAVOURITES = 3  # taste clusters per user
-_POPULAR_SHARE = 0.45
+_POPULAR_SHARE = 0.45  # share of a user's picks drawn by popularity alone
 _UNRATED_TIE = 0.08  # share of users whose -1 habit follows their activity
 
 
