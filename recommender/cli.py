@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--exact", action="store_true", help="brute force instead of the ANN index")
     nb.add_argument("--json", action="store_true")
     nb.set_defaults(func=cmd_neighbors)
+    add_scale_commands(sub)
     return parser
 
 
@@ -154,3 +155,60 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+# -- scale: synthetic data and benchmarks ---------------------------------------------------
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .synthetic import compare_table, generate
+
+    stats = generate(args.scale, args.out, random_state=args.seed, progress=True)
+    print(compare_table(stats, args.scale))
+    print(f"wrote {args.out}/anime.csv and {args.out}/rating.csv in {stats['seconds']} s")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .bench import run
+    from .config import params_from_env
+
+    params = params_from_env(__import__("os").environ)
+    overrides = {k: v for k, v in (("dim", args.dim), ("n_candidates", args.n_candidates),
+                                   ("hnsw_ef", args.ef)) if v is not None}
+    params = replace(params, **overrides)
+    dims = [int(x) for x in args.curve_dims.split(",")] if args.curve_dims else None
+    cands = [int(x) for x in args.curve_candidates.split(",")] if args.curve_candidates else None
+    result = run(args.scale, out_dir=args.out, data_root=args.data_root, n_users=args.users,
+                 params=params, curve=not args.no_curve, dims=dims, candidates=cands,
+                 random_state=args.seed)
+    print((__import__("pathlib").Path(args.out) / f"{args.scale}.md").read_text())
+    missed = [k for k, t in result["targets"].items() if t["met"] is False]
+    print("targets missed: " + (", ".join(missed) if missed else "none"))
+    return 0
+
+
+def add_scale_commands(sub) -> None:
+    """The ``synth`` and ``bench`` subcommands."""
+    from .bench import SCALE_NAMES
+
+    syn = sub.add_parser("synth", help="write a synthetic data set in the Kaggle CSV format")
+    syn.add_argument("--scale", choices=SCALE_NAMES, default="bundled")
+    syn.add_argument("--out", required=True, help="directory for anime.csv and rating.csv")
+    syn.add_argument("--seed", type=int, default=0)
+    syn.set_defaults(func=cmd_synth)
+
+    bench = sub.add_parser("bench", help="build, latency, recall and memory benchmark")
+    bench.add_argument("--scale", choices=SCALE_NAMES, default="bundled")
+    bench.add_argument("--out", default="artifacts/bench", help="where the JSON/Markdown go")
+    bench.add_argument("--data-root", default="artifacts/synth",
+                       help="where synthetic data sets are generated (once) and reused")
+    bench.add_argument("--users", type=int, default=200, help="users sampled for latency")
+    bench.add_argument("--dim", type=int, default=None, help="override the vector dimensions")
+    bench.add_argument("--n-candidates", type=int, default=None)
+    bench.add_argument("--ef", type=int, default=None, help="override hnswlib ef")
+    bench.add_argument("--no-curve", action="store_true", help="skip the recall/latency curve")
+    bench.add_argument("--curve-dims", default=None, help="e.g. 32,64,128")
+    bench.add_argument("--curve-candidates", default=None, help="e.g. 100,200,400")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.set_defaults(func=cmd_bench)

@@ -18,14 +18,18 @@ class EngineParams:
 
     # user-user CF
     n_neighbors: int = 30
-    dim: int = 256
-    n_candidates: int = 300
+    dim: int = 32
+    n_candidates: int = 400
     hnsw_m: int = 16
-    hnsw_ef_construction: int = 200
+    hnsw_ef_construction: int = 100
     hnsw_ef: int = 300
     like_threshold: float = 8.0
     watched_weight: float = 0.2
     damping: float = 5.0
+    # speed of the user-user build (see README "Performance")
+    svd_n_iter: int = 2
+    index_threads: int = 2
+    posting_budget: int = 200_000
     # content
     use_synopsis: bool = True
     use_type: bool = True

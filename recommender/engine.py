@@ -228,6 +228,8 @@ class RecommenderEngine:
             m=params.hnsw_m, ef_construction=params.hnsw_ef_construction, ef=params.hnsw_ef,
             like_threshold=params.like_threshold, watched_weight=params.watched_weight,
             damping=params.damping, random_state=params.random_state,
+            svd_n_iter=params.svd_n_iter, index_threads=params.index_threads,
+            posting_budget=params.posting_budget,
         )
 
     # ------------------------------------------------------------------ read-only views
