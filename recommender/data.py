@@ -140,8 +140,10 @@ def create_db_engine(url: str, *, check: bool = True) -> sa.Engine:
     try:
         parsed = make_url(url)
     except Exception:
-        raise _fail(url, "not a valid database URL (e.g. sqlite:///path/anime.db or "
-                         "postgresql+psycopg://user@host:5432/db)") from None
+        # Not echoed: an unparsable URL cannot be redacted reliably.
+        raise DatabaseError("DATABASE_URL is not a valid database URL (e.g. "
+                            "sqlite:///path/anime.db or postgresql+psycopg://user@host:5432/db)"
+                            ) from None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         try:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
