@@ -128,7 +128,7 @@ def _integers(path: Path, first_line: int, chunk: pd.DataFrame, column: str) -> 
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         shown = values.iloc[row]
-        problem = "is missing" if pd.isna(shown) else f"{shown!r} is not an integer"
+        problem = "is missing" if pd.isna(shown) else f"{str(shown)!r} is not an integer"
         raise DataFormatError(f"{path}: line {first_line + row}: {column} {problem}")
     return numbers.astype(np.int64)
 
