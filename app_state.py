@@ -5,9 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from recommender import RecommenderEngine
-from recommender.catalog import load_bundled_anime, load_bundled_ratings
 
 
-@st.cache_resource(show_spinner="Building the recommender on the bundled data…")
+@st.cache_resource(show_spinner="Starting the recommender (database and index cache)…")
 def get_engine() -> RecommenderEngine:
-    return RecommenderEngine.from_frames(load_bundled_anime(), load_bundled_ratings())
+    return RecommenderEngine.from_settings()

@@ -27,11 +27,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def load_engine(args: argparse.Namespace):
-    """The engine the commands query, built from the bundled data in memory."""
-    from .catalog import load_bundled_anime, load_bundled_ratings
+    """The engine the commands query: the database in DATABASE_URL plus the index cache."""
     from .engine import RecommenderEngine
 
-    return RecommenderEngine.from_frames(load_bundled_anime(), load_bundled_ratings())
+    return RecommenderEngine.from_settings()
 
 
 def _print_frame(frame: pd.DataFrame, columns: Sequence[str], as_json: bool) -> None:
@@ -96,6 +95,47 @@ def cmd_neighbors(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- database commands
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from .config import load_settings
+    from .data import create_db_engine, create_tables
+    from .ingest import ingest
+
+    if args.anime is None and args.ratings is None:
+        raise _UsageError("give --anime PATH and/or --ratings PATH")
+    settings = load_settings()
+    database = create_db_engine(settings.database_url)
+    create_tables(database)
+    report = ingest(database, args.anime, args.ratings, progress=not args.quiet)
+    print(f"added {report.anime_added} anime, {report.users_added} users and "
+          f"{report.ratings_added} ratings ({report.ratings_in_file} rows read) in "
+          f"{report.seconds:.1f}s to {settings.redacted_database_url}")
+    if report.ratings_added or report.anime_added:
+        print("the index is rebuilt on the next start (or run: python -m recommender "
+              "build-index)")
+    return 0
+
+
+def cmd_build_index(args: argparse.Namespace) -> int:
+    from .engine import RecommenderEngine
+
+    engine = RecommenderEngine.from_settings(rebuild=True)
+    info = engine.build_info
+    print(f"built the index over {len(engine.user_ids())} users in {info['build_seconds']:.1f}s;"
+          f" saved to {info['cache']}")
+    return 0
+
+
+def cmd_add_user(args: argparse.Namespace) -> int:
+    engine = load_engine(args)
+    if not args.liked and not args.liked_id:
+        raise _UsageError("give at least one --liked TITLE[=RATING] or --liked-id ID")
+    liked = _liked_from_args(engine, args.liked, args.liked_id)
+    user_id = engine.add_user(liked)
+    print(user_id)
+    return 0
+
+
 class _UsageError(Exception):
     pass
 
@@ -132,6 +172,23 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--exact", action="store_true", help="brute force instead of the ANN index")
     nb.add_argument("--json", action="store_true")
     nb.set_defaults(func=cmd_neighbors)
+
+    ing = sub.add_parser("ingest", help="load Kaggle CSVs (anime.csv, rating.csv, .gz) "
+                                        "into the database")
+    ing.add_argument("--anime", metavar="PATH", help="anime.csv")
+    ing.add_argument("--ratings", metavar="PATH", help="rating.csv (or .csv.gz)")
+    ing.add_argument("--quiet", action="store_true", help="no progress bars")
+    ing.set_defaults(func=cmd_ingest)
+
+    bi = sub.add_parser("build-index", help="rebuild the user-user index and save it")
+    bi.set_defaults(func=cmd_build_index)
+
+    au = sub.add_parser("add-user", help="save a new user; prints the new user id")
+    au.add_argument("--liked", action="append", default=[], metavar="TITLE[=RATING]",
+                    help="a title the user liked, resolved by fuzzy search (repeatable)")
+    au.add_argument("--liked-id", action="append", default=[], type=int, metavar="ANIME_ID")
+    au.set_defaults(func=cmd_add_user)
+
     add_scale_commands(sub)
     return parser
 

@@ -654,3 +654,64 @@ class RecommenderEngine:
             # The user-user state holds the grown matrix; share it rather than copy it.
             self._data = replace(data, users=data.users.appended(user_ids),
                                  ratings=self.knn.state.ratings)
+
+    # ------------------------------------------------------------------ database and cache
+    #: Set by :meth:`from_settings`: the SQLAlchemy engine, the settings and the model cache.
+    database = None
+    settings = None
+    cache = None
+    #: Test hook: called with the new user id after the database write and before the
+    #: index add in :meth:`add_user`; raising there must leave neither.
+    _before_index_add = None
+
+    @classmethod
+    def from_settings(cls, settings=None, progress=None, *,
+                      rebuild: bool = False) -> RecommenderEngine:
+        """The engine over the database in ``settings.database_url``, with the on-disk cache.
+
+        ``settings`` defaults to :func:`recommender.config.load_settings` (env and
+        ``.env``). An empty database first receives the bundled data. The
+        user-user index is loaded from ``settings.cache_dir`` when its manifest
+        matches the data and parameters, else rebuilt and saved
+        (``rebuild=True`` forces that). ``progress(stage, fraction)`` is called as
+        start-up advances. ``build_info`` then holds ``index`` ("loaded" or
+        "built"), ``ingest_seconds``, ``load_seconds``, ``build_seconds``,
+        ``total_seconds``, ``users_caught_up``, ``database`` (password hidden),
+        ``dialect``, ``cache`` and, when the cache was not usable, ``cache_problem``.
+        Raises :class:`~recommender.errors.DatabaseError` when the database
+        cannot be reached.
+        """
+        from .service import build_engine
+
+        return build_engine(settings, progress, rebuild=rebuild, engine_class=cls)
+
+    def _require_database(self):
+        if self.database is None:
+            raise InvalidParameterError(
+                "this engine has no database; build it with RecommenderEngine.from_settings()")
+        return self.database
+
+    def add_user(self, liked, *, source: str = "app") -> int:
+        """Save a new user who rated ``liked`` and add them to the index; returns the id.
+
+        ``liked`` is as for :meth:`recommend` (ratings must be whole numbers;
+        unknown ids are dropped). The new id is larger than every user id in the
+        database (and at least ``recommender.data.APP_USER_ID_START``). The user
+        and their ratings are written in one transaction, then appended to the
+        matrix and the index; if that fails, the database rows are deleted
+        again, so neither is kept. Safe with several threads and processes.
+        """
+        from .service import add_user
+
+        self._require_database()
+        return add_user(self, liked, source=source)
+
+    def catch_up(self) -> int:
+        """Append users that the database has and memory lacks (ids above the largest known).
+
+        For several processes sharing one database; returns how many were added.
+        """
+        from .service import catch_up
+
+        self._require_database()
+        return catch_up(self)
