@@ -126,24 +126,32 @@ class RecommenderEngine:
     def fit(cls, data: TrainingData, params: EngineParams,
             knn: UserKNN | None = None,
             models: Mapping[str, Scorer] | None = None) -> RecommenderEngine:
-        """Fit every scorer on ``data``; a restored ``knn`` and ``models`` are used as is."""
+        """Fit every scorer on ``data``; a restored ``knn`` and ``models`` are used as is.
+
+        ``models`` maps scorer names ("content", "mf", "ease") to fitted scorers,
+        e.g. read back from the on-disk cache; the rest are fitted here.
+        """
         scorers: dict[str, Scorer] = {}
         with PROFILER.stage("popularity"):
             scorers["popularity"] = Popularity(params.like_threshold).fit(data)
             scorers["random"] = RandomScorer(params.random_state).fit(data)
-        with PROFILER.stage("content", memory=True):
-            scorers["content"] = ContentTfidf(
-                like_threshold=params.like_threshold, use_synopsis=params.use_synopsis,
-                use_type=params.use_type, synopsis_weight=params.synopsis_weight,
-                type_weight=params.type_weight,
-            ).fit(data)
+        restored = dict(models or {})
+        if "content" in restored:
+            scorers["content"] = restored.pop("content")
+        else:
+            with PROFILER.stage("content", memory=True):
+                scorers["content"] = ContentTfidf(
+                    like_threshold=params.like_threshold, use_synopsis=params.use_synopsis,
+                    use_type=params.use_type, synopsis_weight=params.synopsis_weight,
+                    type_weight=params.type_weight,
+                ).fit(data)
         if knn is None:
             with PROFILER.stage("user-user fit", memory=True):
                 knn = cls.make_knn(params).fit(data)
         scorers["user-user"] = knn
         engine = cls(data, params, scorers)
         if params.use_models:
-            engine._fit_models(models or {})
+            engine._fit_models(restored)
         return engine
 
     # -- learned models: "mf", "ease" and the "blend" (recommender/mf.py, ease.py, blend.py)
@@ -176,10 +184,13 @@ class RecommenderEngine:
             self.register(scorer, collaborative=True)
         self.register(Blend(self._scorers, parse_weights(self.params.blend_weights)))
 
+    #: Fitted scorers saved in the on-disk cache beside the user-user index.
+    PERSISTED_MODELS = ("content", "mf", "ease")
+
     @property
     def models(self) -> dict[str, Scorer]:
-        """The fitted learned models by name (for persistence: each has ``state_dict()``)."""
-        return {n: self._scorers[n] for n in ("mf", "ease") if n in self._scorers}
+        """Fitted scorers by name that persist (each has ``state_dict()``/``from_state``)."""
+        return {n: self._scorers[n] for n in self.PERSISTED_MODELS if n in self._scorers}
 
     @timed("similar anime")
     def similar_anime(self, anime_id: int, n: int = 10, model: str = "ease") -> pd.DataFrame:

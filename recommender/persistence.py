@@ -5,6 +5,9 @@ Layout under ``cache_dir``::
     manifest.json            written last; lists every file with its size and sha256
     user-user.index.bin      hnswlib graph (AnnIndex.save)
     user-user.<array>.npy    user ids, anime ids, SVD components, compact vectors
+    <model>.<array>.npy      arrays of every other fitted model ("content", "mf",
+                             "ease"), from its ``state_dict()``; scalars and
+                             hyper-parameters go into the manifest
 
 The manifest fingerprints the data the models were fitted on (counts, the
 largest user id, a sha256 over the id maps and the rating matrix) and the
@@ -132,9 +135,15 @@ class ModelCache:
         return entry
 
     # -- user-user --------------------------------------------------------------------
-    def save_knn(self, data: TrainingData, params: EngineParams, knn: UserKNN) -> Path:
-        """Persist ``knn`` (fitted on ``data`` with ``params``); the manifest goes last."""
+    def save_knn(self, data: TrainingData, params: EngineParams, knn: UserKNN,
+                 models: dict | None = None) -> Path:
+        """Persist ``knn`` and ``models`` (fitted on ``data`` with ``params``); manifest last.
+
+        ``models`` maps names to fitted scorers with ``state_dict()``: their
+        array entries become ``.npy`` files, everything else goes into the manifest.
+        """
         started = time.perf_counter()
+        models_arg = models
         state = knn.state
         if state.n_users != len(data.users):
             raise IndexCacheError("the model and the data disagree on the number of users")
@@ -150,6 +159,17 @@ class ModelCache:
             data) else {}
         models[KNN] = {"files": files, "values": {"mean": float(knn.mean_),
                                                   "dim": int(knn.components_.shape[0])}}
+        for name, scorer in (models_to_save := dict(models_arg or {})).items():
+            state = scorer.state_dict()
+            entry_files, values = {}, {}
+            for key, value in state.items():
+                if isinstance(value, np.ndarray):
+                    entry_files[key] = self._atomic_write(
+                        f"{name}.{key}.npy", lambda path, a=value: _save_npy(path, a))
+                else:
+                    values[key] = value
+            models[name] = {"files": entry_files, "values": values}
+        del models_to_save
         manifest = {
             "format": FORMAT_VERSION,
             "fingerprint": fingerprint(data),
@@ -213,6 +233,25 @@ class ModelCache:
             raise IndexCacheError("the cached index has more users than the data")
         return knn.restore(data, mean=mean, components=arrays["components"],
                            vectors=arrays["vectors"], index=index)
+
+    def load_state(self, name: str, data: TrainingData, params: EngineParams) -> dict:
+        """The ``state_dict()`` saved for model ``name``; :class:`IndexCacheError` if unusable.
+
+        Like :meth:`load_knn`, the manifest must match ``data`` and ``params``
+        and each file its recorded size and checksum.
+        """
+        manifest = self.manifest()
+        if (manifest is None or manifest.get("params") != params.as_dict()
+                or manifest.get("fingerprint") != fingerprint(data)):
+            raise IndexCacheError(f"no cached {name} model for this data and parameters")
+        try:
+            entry = manifest["models"][name]
+            state = dict(entry["values"])
+            for key, file_entry in entry["files"].items():
+                state[key] = np.load(self._verified(file_entry), allow_pickle=False)
+        except (KeyError, TypeError, ValueError, OSError) as exc:
+            raise IndexCacheError(f"the cached {name} model is unreadable: {exc}") from None
+        return state
 
     def clear(self) -> None:
         """Remove the manifest (the files are then ignored and overwritten on the next save)."""

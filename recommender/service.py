@@ -101,8 +101,11 @@ def build_engine(settings: Settings | None = None, progress: Progress | None = N
             with PROFILER.stage("index load"):
                 knn = cache.load_knn(data, params)
             progress("models", 0.8)
-            engine = engine_class.fit(data, params, knn=knn)
+            with PROFILER.stage("models load"):
+                models = _load_models(cache, data, params, engine_class)
+            engine = engine_class.fit(data, params, knn=knn, models=models)
             info["index"] = "loaded"
+            info["models_loaded"] = sorted(models)
         except IndexCacheError as exc:
             _log.warning("rebuilding the index: %s", exc)
             info["cache_problem"] = str(exc)
@@ -117,7 +120,8 @@ def build_engine(settings: Settings | None = None, progress: Progress | None = N
     caught_up = 0
     if info["index"] == "loaded":
         caught_up = _publish(engine, ratings[ratings["user_id"] > watermark])
-    if info["index"] == "built" or caught_up:
+    refitted = info["index"] == "loaded" and set(info["models_loaded"]) != set(engine.models)
+    if info["index"] == "built" or caught_up or refitted:
         progress("save", 0.95)
         try:
             save_cache(engine)
@@ -140,9 +144,25 @@ def _attach(engine: RecommenderEngine, database: sa.Engine, settings: Settings,
 
 
 def save_cache(engine: RecommenderEngine) -> None:
-    """Persist the engine's user-user model under its settings' cache directory."""
+    """Persist the user-user model and the other fitted models under the cache directory."""
     with engine._write_lock:
-        engine.cache.save_knn(engine.data, engine.params, engine.knn)
+        engine.cache.save_knn(engine.data, engine.params, engine.knn, engine.models)
+
+
+def _load_models(cache: ModelCache, data, params, engine_class) -> dict:
+    """Fitted scorers read back from the cache; a model that cannot be read is refitted."""
+    from .content import ContentTfidf
+    from .ease import EASE
+    from .mf import ALSFactorization
+
+    kinds = {"content": ContentTfidf, "mf": ALSFactorization, "ease": EASE}
+    models = {}
+    for name in engine_class.PERSISTED_MODELS:
+        try:
+            models[name] = kinds[name].from_state(cache.load_state(name, data, params), data)
+        except (IndexCacheError, ValueError, KeyError, TypeError) as exc:
+            _log.warning("refitting the %s model: %s", name, exc)
+    return models
 
 
 # --------------------------------------------------------------------------- new users
