@@ -61,6 +61,11 @@ class UserKNN:
     like_threshold : a neighbour rating at or above this is a like.
     watched_weight : vote of a neighbour's -1 (watched, unrated), as a fraction of a 10.
     damping : pseudo-ratings shrinking each user's mean towards the global mean.
+    centre : cosine on mean-centred ratings (True) or on raw ratings (False).
+    disliked_weight : vote of a neighbour's rating below ``like_threshold``
+        (watching a title at all predicts watching and liking it).
+    similarity_power : neighbour similarities are raised to this power before
+        voting, so the closest neighbours count more.
     """
 
     name = "user-user"
@@ -68,7 +73,8 @@ class UserKNN:
     def __init__(self, n_neighbors: int = 30, dim: int = 64, n_candidates: int = 300,
                  m: int = 16, ef_construction: int = 200, ef: int = 300,
                  like_threshold: float = 8.0, watched_weight: float = 0.2,
-                 damping: float = 5.0, random_state: int = 0):
+                 damping: float = 5.0, random_state: int = 0, centre: bool = True,
+                 disliked_weight: float = 0.0, similarity_power: float = 1.0):
         self.n_neighbors = n_neighbors
         self.dim = dim
         self.n_candidates = n_candidates
@@ -79,13 +85,17 @@ class UserKNN:
         self.watched_weight = watched_weight
         self.damping = damping
         self.random_state = random_state
+        self.centre = centre
+        self.disliked_weight = disliked_weight
+        self.similarity_power = similarity_power
         self._write_lock = threading.Lock()
 
     # -- fitting ----------------------------------------------------------------------
     def fit(self, data: TrainingData) -> Self:
         self.mean_ = global_mean(data.ratings)
         with PROFILER.stage("similarity rows"):
-            similarity = similarity_rows(data.ratings, mean=self.mean_, damping=self.damping)
+            similarity = similarity_rows(data.ratings, mean=self.mean_, damping=self.damping,
+                                         centre=self.centre)
         with PROFILER.stage("vectors", memory=False):
             self.components_ = self._fit_components(similarity)
             vectors = self.project(similarity)
@@ -108,7 +118,8 @@ class UserKNN:
         """Adopt persisted vectors and index instead of fitting (see ``persistence``)."""
         self.mean_ = mean
         self.components_ = components
-        similarity = similarity_rows(data.ratings, mean=mean, damping=self.damping)
+        similarity = similarity_rows(data.ratings, mean=mean, damping=self.damping,
+                                     centre=self.centre)
         self._state = _State(data.ratings, similarity, vectors)
         self.index_ = index
         return self
@@ -134,7 +145,8 @@ class UserKNN:
         """
         with self._write_lock:
             state = self._state
-            similarity = similarity_rows(rows, mean=self.mean_, damping=self.damping)
+            similarity = similarity_rows(rows, mean=self.mean_, damping=self.damping,
+                                         centre=self.centre)
             vectors = self.project(similarity)
             new_idx = np.arange(state.n_users, state.n_users + rows.shape[0])
             self._state = _State(
@@ -150,7 +162,7 @@ class UserKNN:
         if profile.user_idx is not None and profile.user_idx < state.n_users:
             return state.similarity[profile.user_idx], state.vectors[profile.user_idx]
         row = similarity_rows(profile.row(state.ratings.shape[1]), mean=self.mean_,
-                              damping=self.damping)
+                              damping=self.damping, centre=self.centre)
         return row, self.project(row)[0]
 
     def neighbors(self, profile: UserProfile, k: int | None = None, *, exact: bool = False,
@@ -188,8 +200,9 @@ class UserKNN:
         """Similarity-weighted votes of the neighbours, in [0, 1] per item.
 
         A neighbour's vote for an item is rating/10 when they liked it (rating >=
-        ``like_threshold``), ``watched_weight`` for a -1, else 0; the score is the
-        similarity-weighted mean vote over all neighbours, so it grows with both
+        ``like_threshold``), ``watched_weight`` for a -1 and ``disliked_weight``
+        for a lower rating; the score is the mean vote over all neighbours
+        weighted by similarity ** ``similarity_power``, so it grows with both
         support and rating.
         """
         state = self._state
@@ -201,8 +214,9 @@ class UserKNN:
         sub = state.ratings[neigh.user_idx]
         data = sub.data
         liked = data >= self.like_threshold
-        votes = np.where(liked, data / 10.0, np.where(data < 0, self.watched_weight, 0.0))
-        weights = neigh.similarity.astype(np.float64)
+        votes = np.where(liked, data / 10.0,
+                         np.where(data < 0, self.watched_weight, self.disliked_weight))
+        weights = neigh.similarity.astype(np.float64) ** self.similarity_power
 
         def column_sums(values: np.ndarray, row_weights: np.ndarray) -> np.ndarray:
             m = sp.csr_matrix((values, sub.indices, sub.indptr), shape=sub.shape)

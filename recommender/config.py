@@ -26,6 +26,9 @@ class EngineParams:
     like_threshold: float = 8.0
     watched_weight: float = 0.2
     damping: float = 5.0
+    centre_ratings: bool = True
+    disliked_weight: float = 0.0
+    similarity_power: float = 1.0
     # content
     use_synopsis: bool = True
     use_type: bool = True

@@ -149,6 +149,8 @@ class RecommenderEngine:
             m=params.hnsw_m, ef_construction=params.hnsw_ef_construction, ef=params.hnsw_ef,
             like_threshold=params.like_threshold, watched_weight=params.watched_weight,
             damping=params.damping, random_state=params.random_state,
+            centre=params.centre_ratings, disliked_weight=params.disliked_weight,
+            similarity_power=params.similarity_power,
         )
 
     # ------------------------------------------------------------------ read-only views

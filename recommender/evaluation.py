@@ -486,12 +486,13 @@ def evaluate(anime: pd.DataFrame, ratings: pd.DataFrame, spec: EvalSpec | None =
 def reusing_factory() -> EngineFactory:
     """An engine factory that refits user-user CF only when its fitted state would change.
 
-    Neighbour count, like threshold, watched weight and ``ef`` are read at query
-    time, so configurations differing only in those (or in content features)
+    Neighbour count, like threshold, vote weights, similarity power and ``ef`` are
+    read at query time, so configurations differing only in those (or in content features)
     share one SVD and hnswlib index. Meant for sequential tuning runs.
     """
     fitted: dict = {}
-    structural = ("dim", "damping", "hnsw_m", "hnsw_ef_construction", "random_state")
+    structural = ("dim", "damping", "centre_ratings", "hnsw_m", "hnsw_ef_construction",
+                  "random_state")
 
     def factory(anime: pd.DataFrame, ratings: pd.DataFrame,
                 params: EngineParams) -> RecommenderEngine:
@@ -507,6 +508,7 @@ def reusing_factory() -> EngineFactory:
         knn = copy.copy(base)
         knn.n_neighbors, knn.n_candidates = params.n_neighbors, params.n_candidates
         knn.like_threshold, knn.watched_weight = params.like_threshold, params.watched_weight
+        knn.disliked_weight, knn.similarity_power = params.disliked_weight, params.similarity_power
         knn.ef = params.hnsw_ef
         base.index_.set_ef(params.hnsw_ef)
         return RecommenderEngine.fit(data, params, knn=knn)
