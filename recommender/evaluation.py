@@ -434,9 +434,10 @@ def best_weights(table: pd.DataFrame, metric: str = "ndcg") -> pd.DataFrame:
     """Per segment: the hybrid weight with the highest ``metric`` (ties: the lower weight)."""
     if metric not in METRICS:
         raise InvalidParameterError(f"unknown metric {metric!r}; choose one of {METRICS}")
-    hybrid = table[table["algorithm"] == "hybrid"].sort_values(["segment", "weight"])
+    hybrid = table[(table["algorithm"] == "hybrid") & table[metric].notna()]
+    hybrid = hybrid.sort_values(["segment", "weight"])
     rows = []
-    for segment, group in hybrid.groupby("segment", sort=False):
+    for segment, group in hybrid.groupby("segment", sort=False):  # empty segments drop out
         best = group.loc[group[metric].idxmax()]
         rows.append({"segment": segment, "weight": float(best["weight"]),
                      metric: float(best[metric]), "users": int(best["users"])})
@@ -526,3 +527,16 @@ def headline(result: EvalResult, segment: str = "all", metric: str = "ndcg") -> 
     out["hybrid best"] = float(best[metric])
     out["best weight"] = float(best["weight"])
     return out
+
+
+def metrics_text(result: EvalResult) -> str:
+    """The results table as aligned text, a header line and the best weight per segment."""
+    spec, meta = result.spec, result.meta
+    head = (f"split={spec.split} users={meta['users']} (light {meta['light_users']}) "
+            f"k={spec.k} seed={spec.random_state} relevant: held-out rating >= "
+            f"{RELEVANT_RATING}{' (cached)' if meta.get('cached') else ''}")
+    shown = result.table.drop(columns=["algorithm", "weight"]).copy()
+    with pd.option_context("display.width", 200, "display.max_rows", 500):
+        body = shown.to_string(index=False, float_format=lambda x: f"{x:.4f}")
+        best = result.best_weights().to_string(index=False, float_format=lambda x: f"{x:.4f}")
+    return f"{head}\n{body}\n\nbest hybrid weight by NDCG@{spec.k}:\n{best}"
