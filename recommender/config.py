@@ -13,29 +13,30 @@ from .errors import ConfigurationError
 class EngineParams:
     """Hyper-parameters of the engine's algorithms; part of every cache key.
 
-    The defaults are the settings chosen on the validation split (see README).
+    The defaults are the settings chosen on the validation split (see README,
+    "Evaluation"; ``scripts/tune.py`` reproduces the search).
     """
 
     # user-user CF
-    n_neighbors: int = 30
+    n_neighbors: int = 200
     dim: int = 256
     n_candidates: int = 300
     hnsw_m: int = 16
     hnsw_ef_construction: int = 200
     hnsw_ef: int = 300
     like_threshold: float = 8.0
-    watched_weight: float = 0.2
+    watched_weight: float = 0.5
     damping: float = 5.0
-    centre_ratings: bool = True
-    disliked_weight: float = 0.0
+    centre_ratings: bool = False
+    disliked_weight: float = 0.5
     similarity_power: float = 1.0
     # content
     use_synopsis: bool = True
     use_type: bool = True
-    synopsis_weight: float = 0.5
+    synopsis_weight: float = 1.0
     type_weight: float = 0.2
     # serving
-    hybrid_weight: float = 0.5
+    hybrid_weight: float = 0.7
     include_adult: bool = False
     random_state: int = 0
 
