@@ -190,7 +190,52 @@ def build_parser() -> argparse.ArgumentParser:
     au.set_defaults(func=cmd_add_user)
 
     add_scale_commands(sub)
+    _add_evaluate(sub)
     return parser
+
+
+# ---------------------------------------------------------------------------- evaluate
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Offline evaluation on the bundled data (its own engines, fitted on the train side)."""
+    from tqdm import tqdm
+
+    from .catalog import load_bundled_anime, load_bundled_ratings
+    from .config import EngineParams
+    from .evaluation import DEFAULT_CACHE_DIR, EvalSpec, evaluate, metrics_text
+
+    if args.users < 0 or args.k < 1:
+        raise _UsageError("--users must be >= 0 and --k >= 1")
+    spec = EvalSpec(split=args.split, n_users=args.users, k=args.k, random_state=args.seed,
+                    params=EngineParams())
+    bar = tqdm(total=None, desc=f"evaluating ({args.split})", unit="user", file=sys.stderr,
+               disable=args.quiet)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    result = evaluate(load_bundled_anime(), load_bundled_ratings(), spec, progress=progress,
+                      cache_dir=None if args.no_cache else DEFAULT_CACHE_DIR)
+    bar.close()
+    print(metrics_text(result))
+    if args.json:
+        args.json.write_text(json.dumps(result.to_json(), indent=2))
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def _add_evaluate(sub) -> None:
+    from pathlib import Path
+
+    ev = sub.add_parser("evaluate", help="offline metrics of every algorithm and hybrid weight")
+    ev.add_argument("--users", type=int, default=1000, help="users to evaluate (0 = all)")
+    ev.add_argument("--seed", type=int, default=0, help="split and sampling seed")
+    ev.add_argument("--k", type=int, default=10, help="list length for the metrics")
+    ev.add_argument("--split", choices=("validation", "test"), default="validation")
+    ev.add_argument("--json", type=Path, default=None, metavar="PATH", help="write JSON here")
+    ev.add_argument("--no-cache", action="store_true", help="recompute even when cached")
+    ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(func=cmd_evaluate)
 
 
 COMMANDS: dict[str, Callable] = {}

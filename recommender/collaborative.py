@@ -67,6 +67,11 @@ class UserKNN:
     index_threads : threads for the hnswlib build (queries always use one).
     posting_budget : rating entries read from the inverted index per query to
         propose candidates that share the user's rarer anime (0 turns it off).
+    centre : cosine on mean-centred ratings (True) or on raw ratings (False).
+    disliked_weight : vote of a neighbour's rating below ``like_threshold``
+        (watching a title at all predicts watching and liking it).
+    similarity_power : neighbour similarities are raised to this power before
+        voting, so the closest neighbours count more.
     """
 
     name = "user-user"
@@ -75,7 +80,8 @@ class UserKNN:
                  m: int = 16, ef_construction: int = 200, ef: int = 300,
                  like_threshold: float = 8.0, watched_weight: float = 0.2,
                  damping: float = 5.0, random_state: int = 0, svd_n_iter: int = 2,
-                 index_threads: int = 2, posting_budget: int = 200_000):
+                 index_threads: int = 2, posting_budget: int = 200_000, centre: bool = True,
+                 disliked_weight: float = 0.0, similarity_power: float = 1.0):
         self.n_neighbors = n_neighbors
         self.dim = dim
         self.n_candidates = n_candidates
@@ -89,13 +95,17 @@ class UserKNN:
         self.svd_n_iter = svd_n_iter
         self.index_threads = index_threads
         self.posting_budget = posting_budget
+        self.centre = centre
+        self.disliked_weight = disliked_weight
+        self.similarity_power = similarity_power
         self._write_lock = threading.Lock()
 
     # -- fitting ----------------------------------------------------------------------
     def fit(self, data: TrainingData) -> Self:
         self.mean_ = global_mean(data.ratings)
         with PROFILER.stage("similarity rows"):
-            similarity = similarity_rows(data.ratings, mean=self.mean_, damping=self.damping)
+            similarity = similarity_rows(data.ratings, mean=self.mean_, damping=self.damping,
+                                         centre=self.centre)
         with PROFILER.stage("vectors", memory=False):
             self.components_ = self._fit_components(similarity)
             vectors = self.project(similarity)
@@ -124,7 +134,8 @@ class UserKNN:
         """Adopt persisted vectors and index instead of fitting (see ``persistence``)."""
         self.mean_ = mean
         self.components_ = components
-        similarity = similarity_rows(data.ratings, mean=mean, damping=self.damping)
+        similarity = similarity_rows(data.ratings, mean=mean, damping=self.damping,
+                                     centre=self.centre)
         self._state = _State(data.ratings, similarity, vectors)
         self.postings_ = similarity.tocsc()
         self.index_ = index
@@ -151,7 +162,8 @@ class UserKNN:
         """
         with self._write_lock:
             state = self._state
-            similarity = similarity_rows(rows, mean=self.mean_, damping=self.damping)
+            similarity = similarity_rows(rows, mean=self.mean_, damping=self.damping,
+                                         centre=self.centre)
             vectors = self.project(similarity)
             new_idx = np.arange(state.n_users, state.n_users + rows.shape[0])
             self._state = _State(
@@ -167,7 +179,7 @@ class UserKNN:
         if profile.user_idx is not None and profile.user_idx < state.n_users:
             return state.similarity[profile.user_idx], state.vectors[profile.user_idx]
         row = similarity_rows(profile.row(state.ratings.shape[1]), mean=self.mean_,
-                              damping=self.damping)
+                              damping=self.damping, centre=self.centre)
         return row, self.project(row)[0]
 
     def neighbors(self, profile: UserProfile, k: int | None = None, *, exact: bool = False,
@@ -240,8 +252,9 @@ class UserKNN:
         """Similarity-weighted votes of the neighbours, in [0, 1] per item.
 
         A neighbour's vote for an item is rating/10 when they liked it (rating >=
-        ``like_threshold``), ``watched_weight`` for a -1, else 0; the score is the
-        similarity-weighted mean vote over all neighbours, so it grows with both
+        ``like_threshold``), ``watched_weight`` for a -1 and ``disliked_weight``
+        for a lower rating; the score is the mean vote over all neighbours
+        weighted by similarity ** ``similarity_power``, so it grows with both
         support and rating.
         """
         state = self._state
@@ -253,8 +266,9 @@ class UserKNN:
         sub = state.ratings[neigh.user_idx]
         data = sub.data
         liked = data >= self.like_threshold
-        votes = np.where(liked, data / 10.0, np.where(data < 0, self.watched_weight, 0.0))
-        weights = neigh.similarity.astype(np.float64)
+        votes = np.where(liked, data / 10.0,
+                         np.where(data < 0, self.watched_weight, self.disliked_weight))
+        weights = neigh.similarity.astype(np.float64) ** self.similarity_power
 
         def column_sums(values: np.ndarray, row_weights: np.ndarray) -> np.ndarray:
             m = sp.csr_matrix((values, sub.indices, sub.indptr), shape=sub.shape)

@@ -15,27 +15,31 @@ from .errors import ConfigurationError
 class EngineParams:
     """Hyper-parameters of the engine's algorithms; part of every cache key.
 
-    The defaults are the settings chosen on the validation split (see README).
+    The defaults are the settings chosen on the validation split (see README,
+    "Evaluation"; ``scripts/tune.py`` reproduces the search).
     """
 
     # user-user CF
-    n_neighbors: int = 30
+    n_neighbors: int = 200
     dim: int = 32
     n_candidates: int = 400
     hnsw_m: int = 16
     hnsw_ef_construction: int = 100
     hnsw_ef: int = 300
     like_threshold: float = 8.0
-    watched_weight: float = 0.2
+    watched_weight: float = 0.5
     damping: float = 5.0
     # speed of the user-user build (see README "Performance")
     svd_n_iter: int = 2
     index_threads: int = 2
     posting_budget: int = 200_000
+    centre_ratings: bool = False
+    disliked_weight: float = 0.5
+    similarity_power: float = 1.0
     # content
     use_synopsis: bool = True
     use_type: bool = True
-    synopsis_weight: float = 0.5
+    synopsis_weight: float = 1.0
     type_weight: float = 0.2
     # -- learned models ("mf", "ease" and their "blend"; see recommender/mf.py, ease.py)
     use_models: bool = True           # False: skip fitting them (faster start, fewer algorithms)
@@ -53,7 +57,7 @@ class EngineParams:
     blend_weights: str = "ease:1.0,content:0.05"  # "name:weight,...", chosen on validation
     # -- end of learned models
     # serving
-    hybrid_weight: float = 0.5
+    hybrid_weight: float = 0.7
     include_adult: bool = False
     random_state: int = 0
 

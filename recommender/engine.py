@@ -241,6 +241,8 @@ class RecommenderEngine:
             damping=params.damping, random_state=params.random_state,
             svd_n_iter=params.svd_n_iter, index_threads=params.index_threads,
             posting_budget=params.posting_budget,
+            centre=params.centre_ratings, disliked_weight=params.disliked_weight,
+            similarity_power=params.similarity_power,
         )
 
     # ------------------------------------------------------------------ read-only views
@@ -432,6 +434,47 @@ class RecommenderEngine:
         items = np.concatenate(picked) if picked else np.empty(0, np.int64)
         return items.astype(np.int64), source
 
+    def score_parts(self, profile: UserProfile, algorithm: str, *,
+                    collaborative: str = "user-user", k: int | None = None) -> dict[str, Scores]:
+        """The raw scores ``algorithm`` needs for ``profile`` (both parts for "hybrid")."""
+        parts: dict[str, Scores] = {}
+        if algorithm in ("hybrid", *self.collaborative_algorithms):
+            cf_name = collaborative if algorithm == "hybrid" else algorithm
+            parts[cf_name] = self.scores(profile, cf_name, k=k)
+        if algorithm in ("hybrid", "content"):
+            parts["content"] = self.scores(profile, "content")
+        if algorithm not in parts and algorithm != "hybrid":
+            parts[algorithm] = self.scores(profile, algorithm)
+        return parts
+
+    def fallback_chain(self, profile: UserProfile, algorithm: str, parts: Mapping[str, Scores],
+                       *, weight: float, collaborative: str = "user-user") -> list[Scores]:
+        """The scores :meth:`rank` walks for ``algorithm``, best source first.
+
+        The requested scores (the blend for "hybrid") come first, then content, then
+        popularity, so a user with no usable neighbours (or too few candidates) still
+        gets ``n`` rows. Scores missing from ``parts`` are computed; offline evaluation
+        passes them all precomputed so one scoring serves every weight.
+        """
+        def part(name: str) -> Scores:
+            return parts[name] if name in parts else self.scores(profile, name)
+
+        if algorithm == "hybrid":
+            cf, content = parts[collaborative], part("content")
+            with PROFILER.stage("blend"):
+                blended = hybrid.blend(cf.values, content.values, weight)
+            primary = Scores(blended.astype(np.float64), "hybrid",
+                             details={"cf_score": hybrid.scale_to_unit(cf.values),
+                                      "content_score": hybrid.scale_to_unit(content.values)})
+        else:
+            primary = parts[algorithm]
+        chain = [primary]
+        if algorithm not in ("content", "popularity", "random"):
+            chain.append(part("content"))
+        if algorithm != "popularity":
+            chain.append(part("popularity"))
+        return chain
+
     @timed("recommend")
     def recommend(self, user_id: int | None = None, *, liked=None, algorithm: str = "hybrid",
                   weight: float | None = None, n: int = 10, k: int | None = None,
@@ -478,33 +521,9 @@ class RecommenderEngine:
             profile, unknown = self.profile_from_liked(liked)
         allowed = self.allowed_mask(profile, exclude)
 
-        parts: dict[str, Scores] = {}
-        if algorithm in ("hybrid", *self.collaborative_algorithms):
-            cf_name = collaborative if algorithm == "hybrid" else algorithm
-            parts[cf_name] = self.scores(profile, cf_name, k=k)
-        if algorithm in ("hybrid", "content"):
-            parts["content"] = self.scores(profile, "content")
-        if algorithm not in parts and algorithm != "hybrid":
-            parts[algorithm] = self.scores(profile, algorithm)
-        content = parts.get("content")
-        popular = self.scores(profile, "popularity") if algorithm != "popularity" else parts[algorithm]
-
-        # The chain: the requested scores first, then content, then popularity, so a
-        # user with no usable neighbours (or too few candidates) still gets n rows.
-        if algorithm == "hybrid":
-            cf = parts[collaborative]
-            with PROFILER.stage("blend"):
-                blended = hybrid.blend(cf.values, content.values, weight)
-            primary = Scores(blended.astype(np.float64), "hybrid",
-                             details={"cf_score": hybrid.scale_to_unit(cf.values),
-                                      "content_score": hybrid.scale_to_unit(content.values)})
-        else:
-            primary = parts[algorithm]
-        chain = [primary]
-        if algorithm not in ("content", "popularity", "random"):
-            chain.append(content if content is not None else self.scores(profile, "content"))
-        if algorithm != "popularity":
-            chain.append(popular)
+        parts = self.score_parts(profile, algorithm, collaborative=collaborative, k=k)
+        chain = self.fallback_chain(profile, algorithm, parts, weight=weight,
+                                    collaborative=collaborative)
         usable = [s for s in chain if (s.values > 0).any()]
         method = usable[0].method if usable else algorithm
         items, source = self.rank(chain, n, allowed)

@@ -126,15 +126,19 @@ def global_mean(matrix: sp.csr_matrix) -> float:
 
 
 def similarity_rows(
-    matrix: sp.csr_matrix, *, mean: float, damping: float = 5.0
+    matrix: sp.csr_matrix, *, mean: float, damping: float = 5.0, centre: bool = True
 ) -> sp.csr_matrix:
-    """L2-normalised, mean-centred rows for cosine similarity (float32 CSR).
+    """L2-normalised rating rows for cosine similarity (float32 CSR).
 
-    Each explicit rating becomes ``rating - c_u``, where ``c_u`` is the user's
-    mean shrunk towards the global ``mean`` by ``damping`` pseudo-ratings. The
-    shrinkage matters for short lists: a user who gives every title a 10 would
-    otherwise centre to a zero vector. -1 rows carry no taste and become 0.
-    Rows that end up all zero stay zero (their cosine with anything is 0).
+    With ``centre``, each explicit rating becomes ``rating - c_u``, where ``c_u``
+    is the user's mean shrunk towards the global ``mean`` by ``damping``
+    pseudo-ratings. The shrinkage matters for short lists: a user who gives
+    every title a 10 would otherwise centre to a zero vector. Without
+    ``centre`` the raw 1..10 ratings are used, so two users who watched the same
+    titles are similar even when they graded them differently (better for
+    top-n ranking on the bundled data, see README "Evaluation").
+    -1 rows carry no taste and become 0 either way. Rows that end up all zero
+    stay zero (their cosine with anything is 0).
     """
     matrix = matrix.tocsr()
     data = matrix.data.astype(np.float32)
@@ -143,8 +147,11 @@ def similarity_rows(
     row_of = np.repeat(np.arange(n_rows), np.diff(matrix.indptr))
     sums = np.bincount(row_of, weights=np.where(rated, data, 0), minlength=n_rows)
     counts = np.bincount(row_of, weights=rated, minlength=n_rows)
-    centre = (sums + damping * mean) / (counts + damping)
-    values = np.where(rated, data - centre[row_of].astype(np.float32), 0).astype(np.float32)
+    if centre:
+        centres = (sums + damping * mean) / (counts + damping)
+    else:
+        centres = np.zeros(n_rows)
+    values = np.where(rated, data - centres[row_of].astype(np.float32), 0).astype(np.float32)
     norms = np.sqrt(np.bincount(row_of, weights=values.astype(np.float64) ** 2, minlength=n_rows))
     safe = np.where(norms > 0, norms, 1.0)
     values = (values / safe[row_of]).astype(np.float32)
