@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import random
 import threading
-from dataclasses import dataclass, field
-from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from recommender import EngineParams, RecommenderEngine, diagnostics
+from recommender import RecommenderEngine, diagnostics
+from recommender.config import Settings, load_settings
 from recommender.errors import DatabaseError, RecommenderError
 
 #: Users one browser session may create with the save button.
@@ -29,28 +28,9 @@ HIDDEN_ALGORITHMS = ("random",)
 
 
 # ---------------------------------------------------------------------- settings
-@dataclass(frozen=True)
-class _BundledSettings:
-    """Stand-in for ``recommender.config.Settings`` while the database layer is absent.
-
-    FALLBACK (remove once ``load_settings`` exists): the engine is built in memory
-    from the bundled CSV files, so there is no database URL to speak of.
-    """
-
-    database_url: str = "bundled CSV files (in memory)"
-    cache_dir: str = ""
-    params: EngineParams = field(default_factory=EngineParams)
-    secret_key: str | None = None
-
-
-def current_settings() -> Any:
+def current_settings() -> Settings:
     """Settings from the environment and ``.env`` (read on every run: cheap, always fresh)."""
-    from recommender import config
-
-    if hasattr(config, "load_settings"):
-        return config.load_settings()
-    # FALLBACK (remove at merge with the database layer): engine parameters only.
-    return _BundledSettings(params=config.params_from_env(config.load_environ()))
+    return load_settings()
 
 
 def settings_key(settings) -> str:
@@ -99,25 +79,8 @@ class _Progress:
         self._slot.empty()
 
 
-def _build_engine(settings, progress) -> RecommenderEngine:
-    if hasattr(RecommenderEngine, "from_settings"):
-        return RecommenderEngine.from_settings(settings, progress=progress)
-    # FALLBACK (remove at merge with the database layer): in memory, no database.
-    import time
-
-    from recommender.catalog import load_bundled_anime, load_bundled_ratings
-
-    start = time.perf_counter()
-    progress("reading the bundled catalogue", 0.05)
-    anime = load_bundled_anime()
-    progress("reading the bundled ratings", 0.2)
-    ratings = load_bundled_ratings()
-    progress("building the matrix, the content model and the index", 0.4)
-    engine = RecommenderEngine.from_frames(anime, ratings, settings.params)
-    engine.build_info = {"index": "built", "seconds": time.perf_counter() - start,
-                         "database_url": settings.database_url}
-    progress("ready", 1.0)
-    return engine
+def _build_engine(settings: Settings, progress) -> RecommenderEngine:
+    return RecommenderEngine.from_settings(settings, progress=progress)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -245,14 +208,14 @@ def sidebar_status(engine: RecommenderEngine) -> None:
     with st.sidebar:
         st.caption("Engine status")
         index_state = info.get("index", "built")
-        seconds = info.get("seconds")
+        seconds = info.get("total_seconds")
         took = f" in {seconds:.1f} s" if isinstance(seconds, (int, float)) else ""
         st.markdown(f":material/check_circle: Ready: index **{md_escape(index_state)}**"
                     f"{md_escape(took)}")
         st.markdown(f"{summary['users']:,} users · {summary['anime']:,} anime · "
                     f"{summary['ratings']:,} ratings")
-        url = info.get("database_url", getattr(current_settings(), "database_url", ""))
-        st.caption(f"Data: {md_escape(redacted_url(str(url)))}")
+        url = info.get("database") or redacted_url(str(current_settings().database_url))
+        st.caption(f"Database: {md_escape(url)}")
 
 
 

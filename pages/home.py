@@ -61,14 +61,21 @@ info = getattr(engine, "build_info", {}) or {}
 stats = engine.stats()
 cols = st.columns(4)
 cols[0].metric("Index", str(info.get("index", "built")).capitalize())
-seconds = info.get("seconds")
-cols[1].metric("Start-up time", f"{seconds:.1f} s" if isinstance(seconds, (int, float)) else "n/a")
+seconds = info.get("total_seconds")
+parts = [f"{name} {info[key]:.1f} s" for name, key in
+         (("ingest", "ingest_seconds"), ("load", "load_seconds"), ("build", "build_seconds"))
+         if isinstance(info.get(key), (int, float))]
+cols[1].metric("Start-up time", f"{seconds:.1f} s" if isinstance(seconds, (int, float)) else "n/a",
+               help="; ".join(parts) or None)
 cols[2].metric("Users in the index", f"{stats['index_elements']:,}",
                help="Users with at least one informative rating")
 cols[3].metric("Index size", f"{stats['index_bytes'] / 2**20:.1f} MiB",
                help=f"{stats['vector_dim']}-dimensional vectors, hnswlib graph")
-database = app_state.redacted_url(str(info.get("database_url", "")))
-st.caption(f"Database: {app_state.md_escape(database)}")
+database = info.get("database") or app_state.redacted_url(
+    str(app_state.current_settings().database_url))
+st.caption(f"Database: {app_state.md_escape(database)}"
+           + (f" · index cache problem: {app_state.md_escape(info['cache_problem'])}"
+              if info.get("cache_problem") else ""))
 stages = diagnostics.build_stages(PROFILER)
 if not stages.empty:
     fig = px.bar(stages, x="seconds", y="stage", orientation="h",

@@ -129,11 +129,6 @@ def save_list() -> None:
                               f"{app_state.MAX_USERS_PER_SESSION} users, the most one session "
                               "may create. Reload the page later to start a new session.")
         return
-    if not hasattr(engine, "add_user"):
-        # FALLBACK (remove at merge with the database layer): nothing to save into.
-        state.save_message = ("info", "Saving a list as a user needs the database, which this "
-                              "build of the recommender does not have.")
-        return
     try:
         new_id = int(engine.add_user(dict(state.my_list), source="app"))
     except DatabaseError as exc:

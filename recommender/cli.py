@@ -27,11 +27,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def load_engine(args: argparse.Namespace):
-    """The engine the commands query, built from the bundled data in memory."""
-    from .catalog import load_bundled_anime, load_bundled_ratings
+    """The engine the commands query: the database in DATABASE_URL plus the index cache."""
     from .engine import RecommenderEngine
 
-    return RecommenderEngine.from_frames(load_bundled_anime(), load_bundled_ratings())
+    return RecommenderEngine.from_settings()
 
 
 def _print_frame(frame: pd.DataFrame, columns: Sequence[str], as_json: bool) -> None:
@@ -96,6 +95,47 @@ def cmd_neighbors(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- database commands
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from .config import load_settings
+    from .data import create_db_engine, create_tables
+    from .ingest import ingest
+
+    if args.anime is None and args.ratings is None:
+        raise _UsageError("give --anime PATH and/or --ratings PATH")
+    settings = load_settings()
+    database = create_db_engine(settings.database_url)
+    create_tables(database)
+    report = ingest(database, args.anime, args.ratings, progress=not args.quiet)
+    print(f"added {report.anime_added} anime, {report.users_added} users and "
+          f"{report.ratings_added} ratings ({report.ratings_in_file} rows read) in "
+          f"{report.seconds:.1f}s to {settings.redacted_database_url}")
+    if report.ratings_added or report.anime_added:
+        print("the index is rebuilt on the next start (or run: python -m recommender "
+              "build-index)")
+    return 0
+
+
+def cmd_build_index(args: argparse.Namespace) -> int:
+    from .engine import RecommenderEngine
+
+    engine = RecommenderEngine.from_settings(rebuild=True)
+    info = engine.build_info
+    print(f"built the index over {len(engine.user_ids())} users in {info['build_seconds']:.1f}s;"
+          f" saved to {info['cache']}")
+    return 0
+
+
+def cmd_add_user(args: argparse.Namespace) -> int:
+    engine = load_engine(args)
+    if not args.liked and not args.liked_id:
+        raise _UsageError("give at least one --liked TITLE[=RATING] or --liked-id ID")
+    liked = _liked_from_args(engine, args.liked, args.liked_id)
+    user_id = engine.add_user(liked)
+    print(user_id)
+    return 0
+
+
 class _UsageError(Exception):
     pass
 
@@ -132,7 +172,70 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("--exact", action="store_true", help="brute force instead of the ANN index")
     nb.add_argument("--json", action="store_true")
     nb.set_defaults(func=cmd_neighbors)
+
+    ing = sub.add_parser("ingest", help="load Kaggle CSVs (anime.csv, rating.csv, .gz) "
+                                        "into the database")
+    ing.add_argument("--anime", metavar="PATH", help="anime.csv")
+    ing.add_argument("--ratings", metavar="PATH", help="rating.csv (or .csv.gz)")
+    ing.add_argument("--quiet", action="store_true", help="no progress bars")
+    ing.set_defaults(func=cmd_ingest)
+
+    bi = sub.add_parser("build-index", help="rebuild the user-user index and save it")
+    bi.set_defaults(func=cmd_build_index)
+
+    au = sub.add_parser("add-user", help="save a new user; prints the new user id")
+    au.add_argument("--liked", action="append", default=[], metavar="TITLE[=RATING]",
+                    help="a title the user liked, resolved by fuzzy search (repeatable)")
+    au.add_argument("--liked-id", action="append", default=[], type=int, metavar="ANIME_ID")
+    au.set_defaults(func=cmd_add_user)
+
+    add_scale_commands(sub)
+    _add_evaluate(sub)
     return parser
+
+
+# ---------------------------------------------------------------------------- evaluate
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Offline evaluation on the bundled data (its own engines, fitted on the train side)."""
+    from tqdm import tqdm
+
+    from .catalog import load_bundled_anime, load_bundled_ratings
+    from .config import EngineParams
+    from .evaluation import DEFAULT_CACHE_DIR, EvalSpec, evaluate, metrics_text
+
+    if args.users < 0 or args.k < 1:
+        raise _UsageError("--users must be >= 0 and --k >= 1")
+    spec = EvalSpec(split=args.split, n_users=args.users, k=args.k, random_state=args.seed,
+                    params=EngineParams())
+    bar = tqdm(total=None, desc=f"evaluating ({args.split})", unit="user", file=sys.stderr,
+               disable=args.quiet)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    result = evaluate(load_bundled_anime(), load_bundled_ratings(), spec, progress=progress,
+                      cache_dir=None if args.no_cache else DEFAULT_CACHE_DIR)
+    bar.close()
+    print(metrics_text(result))
+    if args.json:
+        args.json.write_text(json.dumps(result.to_json(), indent=2))
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def _add_evaluate(sub) -> None:
+    from pathlib import Path
+
+    ev = sub.add_parser("evaluate", help="offline metrics of every algorithm and hybrid weight")
+    ev.add_argument("--users", type=int, default=1000, help="users to evaluate (0 = all)")
+    ev.add_argument("--seed", type=int, default=0, help="split and sampling seed")
+    ev.add_argument("--k", type=int, default=10, help="list length for the metrics")
+    ev.add_argument("--split", choices=("validation", "test"), default="validation")
+    ev.add_argument("--json", type=Path, default=None, metavar="PATH", help="write JSON here")
+    ev.add_argument("--no-cache", action="store_true", help="recompute even when cached")
+    ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(func=cmd_evaluate)
 
 
 COMMANDS: dict[str, Callable] = {}
@@ -154,3 +257,60 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+# -- scale: synthetic data and benchmarks ---------------------------------------------------
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .synthetic import compare_table, generate
+
+    stats = generate(args.scale, args.out, random_state=args.seed, progress=True)
+    print(compare_table(stats, args.scale))
+    print(f"wrote {args.out}/anime.csv and {args.out}/rating.csv in {stats['seconds']} s")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .bench import run
+    from .config import params_from_env
+
+    params = params_from_env(__import__("os").environ)
+    overrides = {k: v for k, v in (("dim", args.dim), ("n_candidates", args.n_candidates),
+                                   ("hnsw_ef", args.ef)) if v is not None}
+    params = replace(params, **overrides)
+    dims = [int(x) for x in args.curve_dims.split(",")] if args.curve_dims else None
+    cands = [int(x) for x in args.curve_candidates.split(",")] if args.curve_candidates else None
+    result = run(args.scale, out_dir=args.out, data_root=args.data_root, n_users=args.users,
+                 params=params, curve=not args.no_curve, dims=dims, candidates=cands,
+                 random_state=args.seed)
+    print((__import__("pathlib").Path(args.out) / f"{args.scale}.md").read_text())
+    missed = [k for k, t in result["targets"].items() if t["met"] is False]
+    print("targets missed: " + (", ".join(missed) if missed else "none"))
+    return 0
+
+
+def add_scale_commands(sub) -> None:
+    """The ``synth`` and ``bench`` subcommands."""
+    from .bench import SCALE_NAMES
+
+    syn = sub.add_parser("synth", help="write a synthetic data set in the Kaggle CSV format")
+    syn.add_argument("--scale", choices=SCALE_NAMES, default="bundled")
+    syn.add_argument("--out", required=True, help="directory for anime.csv and rating.csv")
+    syn.add_argument("--seed", type=int, default=0)
+    syn.set_defaults(func=cmd_synth)
+
+    bench = sub.add_parser("bench", help="build, latency, recall and memory benchmark")
+    bench.add_argument("--scale", choices=SCALE_NAMES, default="bundled")
+    bench.add_argument("--out", default="artifacts/bench", help="where the JSON/Markdown go")
+    bench.add_argument("--data-root", default="artifacts/synth",
+                       help="where synthetic data sets are generated (once) and reused")
+    bench.add_argument("--users", type=int, default=200, help="users sampled for latency")
+    bench.add_argument("--dim", type=int, default=None, help="override the vector dimensions")
+    bench.add_argument("--n-candidates", type=int, default=None)
+    bench.add_argument("--ef", type=int, default=None, help="override hnswlib ef")
+    bench.add_argument("--no-curve", action="store_true", help="skip the recall/latency curve")
+    bench.add_argument("--curve-dims", default=None, help="e.g. 32,64,128")
+    bench.add_argument("--curve-candidates", default=None, help="e.g. 100,200,400")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.set_defaults(func=cmd_bench)

@@ -17,6 +17,7 @@ from typing import Self
 import numpy as np
 import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
+from threadpoolctl import threadpool_limits
 
 from .base import Explanation, Scores, TrainingData, UserProfile
 from .index import AnnIndex
@@ -61,6 +62,16 @@ class UserKNN:
     like_threshold : a neighbour rating at or above this is a like.
     watched_weight : vote of a neighbour's -1 (watched, unrated), as a fraction of a 10.
     damping : pseudo-ratings shrinking each user's mean towards the global mean.
+    svd_n_iter : power iterations of the randomized SVD (the exact re-rank makes
+        more of them buy little recall for their build time).
+    index_threads : threads for the hnswlib build (queries always use one).
+    posting_budget : rating entries read from the inverted index per query to
+        propose candidates that share the user's rarer anime (0 turns it off).
+    centre : cosine on mean-centred ratings (True) or on raw ratings (False).
+    disliked_weight : vote of a neighbour's rating below ``like_threshold``
+        (watching a title at all predicts watching and liking it).
+    similarity_power : neighbour similarities are raised to this power before
+        voting, so the closest neighbours count more.
     """
 
     name = "user-user"
@@ -68,7 +79,9 @@ class UserKNN:
     def __init__(self, n_neighbors: int = 30, dim: int = 64, n_candidates: int = 300,
                  m: int = 16, ef_construction: int = 200, ef: int = 300,
                  like_threshold: float = 8.0, watched_weight: float = 0.2,
-                 damping: float = 5.0, random_state: int = 0):
+                 damping: float = 5.0, random_state: int = 0, svd_n_iter: int = 2,
+                 index_threads: int = 2, posting_budget: int = 200_000, centre: bool = True,
+                 disliked_weight: float = 0.0, similarity_power: float = 1.0):
         self.n_neighbors = n_neighbors
         self.dim = dim
         self.n_candidates = n_candidates
@@ -79,28 +92,41 @@ class UserKNN:
         self.watched_weight = watched_weight
         self.damping = damping
         self.random_state = random_state
+        self.svd_n_iter = svd_n_iter
+        self.index_threads = index_threads
+        self.posting_budget = posting_budget
+        self.centre = centre
+        self.disliked_weight = disliked_weight
+        self.similarity_power = similarity_power
         self._write_lock = threading.Lock()
 
     # -- fitting ----------------------------------------------------------------------
     def fit(self, data: TrainingData) -> Self:
         self.mean_ = global_mean(data.ratings)
         with PROFILER.stage("similarity rows"):
-            similarity = similarity_rows(data.ratings, mean=self.mean_, damping=self.damping)
+            similarity = similarity_rows(data.ratings, mean=self.mean_, damping=self.damping,
+                                         centre=self.centre)
         with PROFILER.stage("vectors", memory=False):
             self.components_ = self._fit_components(similarity)
             vectors = self.project(similarity)
         self._state = _State(data.ratings, similarity, vectors)
+        with PROFILER.stage("postings"):
+            self.postings_ = similarity.tocsc()
         with PROFILER.stage("index build"):
             self.index_ = AnnIndex(self.components_.shape[0], m=self.m,
-                                   ef_construction=self.ef_construction, ef=self.ef)
+                                   ef_construction=self.ef_construction, ef=self.ef,
+                                   num_threads=self.index_threads)
             self.index_.build(vectors, np.arange(len(vectors)))
         return self
 
     def _fit_components(self, similarity: sp.csr_matrix) -> np.ndarray:
         dim = max(1, min(self.dim, min(similarity.shape) - 1))
-        svd = TruncatedSVD(n_components=dim, algorithm="randomized", n_iter=4,
+        svd = TruncatedSVD(n_components=dim, algorithm="randomized", n_iter=self.svd_n_iter,
                            random_state=self.random_state)
-        svd.fit(similarity)
+        # The heavy part is the single-threaded sparse product; threaded BLAS for
+        # the small QR steps was measured 10x slower on a busy 2-core machine.
+        with threadpool_limits(limits=1, user_api="blas"):
+            svd.fit(similarity)
         return svd.components_.astype(np.float32)  # (dim, n_items)
 
     def restore(self, data: TrainingData, *, mean: float, components: np.ndarray,
@@ -108,8 +134,10 @@ class UserKNN:
         """Adopt persisted vectors and index instead of fitting (see ``persistence``)."""
         self.mean_ = mean
         self.components_ = components
-        similarity = similarity_rows(data.ratings, mean=mean, damping=self.damping)
+        similarity = similarity_rows(data.ratings, mean=mean, damping=self.damping,
+                                     centre=self.centre)
         self._state = _State(data.ratings, similarity, vectors)
+        self.postings_ = similarity.tocsc()
         self.index_ = index
         return self
 
@@ -134,7 +162,8 @@ class UserKNN:
         """
         with self._write_lock:
             state = self._state
-            similarity = similarity_rows(rows, mean=self.mean_, damping=self.damping)
+            similarity = similarity_rows(rows, mean=self.mean_, damping=self.damping,
+                                         centre=self.centre)
             vectors = self.project(similarity)
             new_idx = np.arange(state.n_users, state.n_users + rows.shape[0])
             self._state = _State(
@@ -150,7 +179,7 @@ class UserKNN:
         if profile.user_idx is not None and profile.user_idx < state.n_users:
             return state.similarity[profile.user_idx], state.vectors[profile.user_idx]
         row = similarity_rows(profile.row(state.ratings.shape[1]), mean=self.mean_,
-                              damping=self.damping)
+                              damping=self.damping, centre=self.centre)
         return row, self.project(row)[0]
 
     def neighbors(self, profile: UserProfile, k: int | None = None, *, exact: bool = False,
@@ -165,16 +194,23 @@ class UserKNN:
         row, vector = self._query_row(profile, state)
         if row.nnz == 0:
             return Neighbours(np.empty(0, np.int64), np.empty(0, np.float32))
+        # The query as a dense vector: sparse-matrix x dense-vector is one fast
+        # C loop, where sparse x sparse builds a sparse result first.
+        dense = np.zeros(row.shape[1], dtype=np.float32)
+        dense[row.indices] = row.data
         if exact:
+            # Brute force over the matrix as it is (no row copy): the fair baseline.
+            sims = state.similarity @ dense
             candidates = np.arange(state.n_users)
         else:
             want = max(k, self.n_candidates if n_candidates is None else n_candidates) + 1
             candidates, _ = self.index_.query(vector, want)
+            candidates = np.union1d(candidates, self._posting_candidates(row, want))
             # A user added after this call took its state snapshot is not in it.
             candidates = candidates[candidates < state.n_users]
+            sims = state.similarity[candidates] @ dense
         if profile.user_idx is not None:
-            candidates = candidates[candidates != profile.user_idx]
-        sims = np.asarray((state.similarity[candidates] @ row.T).todense()).ravel()
+            sims = np.where(candidates == profile.user_idx, 0.0, sims)
         keep = sims > 1e-9
         candidates, sims = candidates[keep], sims[keep].astype(np.float32)
         if len(sims) > k:
@@ -183,13 +219,42 @@ class UserKNN:
         order = np.lexsort((candidates, -sims))
         return Neighbours(candidates[order].astype(np.int64), sims[order])
 
+    def _posting_candidates(self, row: sp.csr_matrix, want: int) -> np.ndarray:
+        """Users with the largest partial cosine over the query's rarest anime.
+
+        Compact SVD vectors capture taste in popular anime but blur the overlap
+        on rare titles that dominates exact cosine for light users (at 73k users,
+        ANN candidates alone reached recall@20 of only 0.55-0.80). The inverted
+        index reads the rarest anime first, whose posting lists are short, until
+        ``posting_budget`` entries are read. Users added after the build are
+        not in the postings; the ANN index still proposes them.
+        """
+        postings = getattr(self, "postings_", None)
+        if postings is None or self.posting_budget <= 0 or row.nnz == 0:
+            return np.empty(0, np.int64)
+        items = row.indices
+        starts, ends = postings.indptr[items], postings.indptr[items + 1]
+        order = np.argsort(ends - starts, kind="stable")
+        within = np.cumsum((ends - starts)[order]) <= self.posting_budget
+        within[0] = True  # always read at least the rarest anime
+        chosen = order[within]
+        users = np.concatenate([postings.indices[starts[j]:ends[j]] for j in chosen])
+        weights = np.concatenate([postings.data[starts[j]:ends[j]] * row.data[j]
+                                  for j in chosen])
+        partial = np.bincount(users, weights=weights, minlength=postings.shape[0])
+        hits = np.flatnonzero(partial > 0)
+        if len(hits) > want:
+            hits = hits[np.argpartition(-partial[hits], want - 1)[:want]]
+        return hits.astype(np.int64)
+
     # -- scoring ----------------------------------------------------------------------
     def score(self, profile: UserProfile, k: int | None = None) -> Scores:
         """Similarity-weighted votes of the neighbours, in [0, 1] per item.
 
         A neighbour's vote for an item is rating/10 when they liked it (rating >=
-        ``like_threshold``), ``watched_weight`` for a -1, else 0; the score is the
-        similarity-weighted mean vote over all neighbours, so it grows with both
+        ``like_threshold``), ``watched_weight`` for a -1 and ``disliked_weight``
+        for a lower rating; the score is the mean vote over all neighbours
+        weighted by similarity ** ``similarity_power``, so it grows with both
         support and rating.
         """
         state = self._state
@@ -201,8 +266,9 @@ class UserKNN:
         sub = state.ratings[neigh.user_idx]
         data = sub.data
         liked = data >= self.like_threshold
-        votes = np.where(liked, data / 10.0, np.where(data < 0, self.watched_weight, 0.0))
-        weights = neigh.similarity.astype(np.float64)
+        votes = np.where(liked, data / 10.0,
+                         np.where(data < 0, self.watched_weight, self.disliked_weight))
+        weights = neigh.similarity.astype(np.float64) ** self.similarity_power
 
         def column_sums(values: np.ndarray, row_weights: np.ndarray) -> np.ndarray:
             m = sp.csr_matrix((values, sub.indices, sub.indptr), shape=sub.shape)

@@ -76,6 +76,30 @@ class ContentTfidf:
         self.names_ = data.anime["name"].to_numpy()
         return self
 
+    def state_dict(self) -> dict:
+        """The fitted feature matrix and hyper-parameters, enough for :meth:`from_state`."""
+        features = self.features_
+        return {
+            "params": {"like_threshold": self.like_threshold, "use_synopsis": self.use_synopsis,
+                       "use_type": self.use_type, "synopsis_weight": self.synopsis_weight,
+                       "type_weight": self.type_weight},
+            "data": features.data, "indices": features.indices, "indptr": features.indptr,
+            "shape": np.asarray(features.shape, dtype=np.int64),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict, data: TrainingData) -> ContentTfidf:
+        """A fitted scorer from :meth:`state_dict` output, without refitting TF-IDF."""
+        scorer = cls(**state["params"])
+        shape = tuple(int(x) for x in state["shape"])
+        if shape[0] != len(data.anime):
+            raise ValueError("content features do not match the catalogue")
+        scorer.features_ = sp.csr_matrix((state["data"], state["indices"], state["indptr"]),
+                                         shape=shape)
+        scorer.genres_ = genre_sets(data.anime)
+        scorer.names_ = data.anime["name"].to_numpy()
+        return scorer
+
     def _seeds(self, profile: UserProfile) -> tuple[np.ndarray, np.ndarray]:
         liked = profile.ratings >= self.like_threshold
         if liked.any():

@@ -124,23 +124,113 @@ class RecommenderEngine:
 
     @classmethod
     def fit(cls, data: TrainingData, params: EngineParams,
-            knn: UserKNN | None = None) -> RecommenderEngine:
-        """Fit every scorer on ``data``; a restored ``knn`` is used as it is."""
+            knn: UserKNN | None = None,
+            models: Mapping[str, Scorer] | None = None) -> RecommenderEngine:
+        """Fit every scorer on ``data``; a restored ``knn`` and ``models`` are used as is.
+
+        ``models`` maps scorer names ("content", "mf", "ease") to fitted scorers,
+        e.g. read back from the on-disk cache; the rest are fitted here.
+        """
         scorers: dict[str, Scorer] = {}
         with PROFILER.stage("popularity"):
             scorers["popularity"] = Popularity(params.like_threshold).fit(data)
             scorers["random"] = RandomScorer(params.random_state).fit(data)
-        with PROFILER.stage("content", memory=True):
-            scorers["content"] = ContentTfidf(
-                like_threshold=params.like_threshold, use_synopsis=params.use_synopsis,
-                use_type=params.use_type, synopsis_weight=params.synopsis_weight,
-                type_weight=params.type_weight,
-            ).fit(data)
+        restored = dict(models or {})
+        if "content" in restored:
+            scorers["content"] = restored.pop("content")
+        else:
+            with PROFILER.stage("content", memory=True):
+                scorers["content"] = ContentTfidf(
+                    like_threshold=params.like_threshold, use_synopsis=params.use_synopsis,
+                    use_type=params.use_type, synopsis_weight=params.synopsis_weight,
+                    type_weight=params.type_weight,
+                ).fit(data)
         if knn is None:
             with PROFILER.stage("user-user fit", memory=True):
                 knn = cls.make_knn(params).fit(data)
         scorers["user-user"] = knn
-        return cls(data, params, scorers)
+        engine = cls(data, params, scorers)
+        if params.use_models:
+            engine._fit_models(restored)
+        return engine
+
+    # -- learned models: "mf", "ease" and the "blend" (recommender/mf.py, ease.py, blend.py)
+    @staticmethod
+    def make_models(params: EngineParams) -> dict[str, Scorer]:
+        """Unfitted "mf" and "ease" scorers with the engine's parameters."""
+        from .ease import EASE
+        from .mf import ALSFactorization
+
+        return {
+            "mf": ALSFactorization(
+                factors=params.mf_factors, regularization=params.mf_regularization,
+                alpha=params.mf_alpha, iterations=params.mf_iterations,
+                watched_value=params.mf_watched_value, bm25=params.mf_bm25,
+                dislike_below=params.mf_dislike_below, random_state=params.random_state),
+            "ease": EASE(lam=params.ease_lambda, min_support=params.ease_min_support,
+                         weighting=params.ease_weighting,
+                         dislike_below=params.ease_dislike_below),
+        }
+
+    def _fit_models(self, restored: Mapping[str, Scorer]) -> None:
+        from .blend import Blend, parse_weights
+
+        for name, scorer in self.make_models(self.params).items():
+            if name in restored:
+                scorer = restored[name]
+            else:
+                with PROFILER.stage(f"{name} fit", memory=True):
+                    scorer.fit(self._data)
+            self.register(scorer, collaborative=True)
+        self.register(Blend(self._scorers, parse_weights(self.params.blend_weights)))
+
+    #: Fitted scorers saved in the on-disk cache beside the user-user index.
+    PERSISTED_MODELS = ("content", "mf", "ease")
+
+    @property
+    def models(self) -> dict[str, Scorer]:
+        """Fitted scorers by name that persist (each has ``state_dict()``/``from_state``)."""
+        return {n: self._scorers[n] for n in self.PERSISTED_MODELS if n in self._scorers}
+
+    @timed("similar anime")
+    def similar_anime(self, anime_id: int, n: int = 10, model: str = "ease") -> pd.DataFrame:
+        """Anime most similar to ``anime_id`` by one model, most similar first.
+
+        ``model``: "ease" (the anime that watching this one raises most),
+        "mf" (cosine of item factors) or "content" (cosine of TF-IDF features).
+        Columns: ``rank``, ``anime_id``, ``name``, ``english_name``,
+        ``similarity`` (comparable only within one call), ``genre``, ``type``,
+        ``members``. Adult titles are left out unless ``include_adult``.
+        """
+        n = _positive_int(n, "n", MAX_N)
+        choices = [m for m in ("ease", "mf", "content") if m in self._scorers]
+        if model not in choices:
+            raise UnknownAlgorithmError(
+                f"unknown similarity model {model!r}; choose one of {', '.join(choices)}")
+        if isinstance(anime_id, bool) or not isinstance(anime_id, (Integral, np.integer)):
+            raise UnknownAnimeError(f"anime {anime_id!r} is not an anime id")
+        item = self._data.items.number(int(anime_id))
+        if item < 0:
+            raise UnknownAnimeError(f"unknown anime {anime_id}")
+        scorer = self._scorers[model]
+        # Every candidate, so that dropping adult titles afterwards still leaves n.
+        found, sims = scorer.similar_items(item, len(self._data.items))  # type: ignore[attr-defined]
+        keep = sims > 0
+        if not self.params.include_adult:
+            keep &= ~self._genre_adult[found]
+        found, sims = found[keep][:n], sims[keep][:n]
+        anime = self.anime_frame(found)
+        return pd.DataFrame({
+            "rank": np.arange(1, len(found) + 1),
+            "anime_id": anime["anime_id"].to_numpy(),
+            "name": anime["name"].to_numpy(),
+            "english_name": anime["english_name"].to_numpy(),
+            "similarity": sims.astype(np.float32),
+            "genre": anime["genre"].to_numpy(),
+            "type": anime["type"].to_numpy(),
+            "members": anime["members"].to_numpy(),
+        })
+    # -- end of learned models
 
     @staticmethod
     def make_knn(params: EngineParams) -> UserKNN:
@@ -149,6 +239,10 @@ class RecommenderEngine:
             m=params.hnsw_m, ef_construction=params.hnsw_ef_construction, ef=params.hnsw_ef,
             like_threshold=params.like_threshold, watched_weight=params.watched_weight,
             damping=params.damping, random_state=params.random_state,
+            svd_n_iter=params.svd_n_iter, index_threads=params.index_threads,
+            posting_budget=params.posting_budget,
+            centre=params.centre_ratings, disliked_weight=params.disliked_weight,
+            similarity_power=params.similarity_power,
         )
 
     # ------------------------------------------------------------------ read-only views
@@ -340,6 +434,47 @@ class RecommenderEngine:
         items = np.concatenate(picked) if picked else np.empty(0, np.int64)
         return items.astype(np.int64), source
 
+    def score_parts(self, profile: UserProfile, algorithm: str, *,
+                    collaborative: str = "user-user", k: int | None = None) -> dict[str, Scores]:
+        """The raw scores ``algorithm`` needs for ``profile`` (both parts for "hybrid")."""
+        parts: dict[str, Scores] = {}
+        if algorithm in ("hybrid", *self.collaborative_algorithms):
+            cf_name = collaborative if algorithm == "hybrid" else algorithm
+            parts[cf_name] = self.scores(profile, cf_name, k=k)
+        if algorithm in ("hybrid", "content"):
+            parts["content"] = self.scores(profile, "content")
+        if algorithm not in parts and algorithm != "hybrid":
+            parts[algorithm] = self.scores(profile, algorithm)
+        return parts
+
+    def fallback_chain(self, profile: UserProfile, algorithm: str, parts: Mapping[str, Scores],
+                       *, weight: float, collaborative: str = "user-user") -> list[Scores]:
+        """The scores :meth:`rank` walks for ``algorithm``, best source first.
+
+        The requested scores (the blend for "hybrid") come first, then content, then
+        popularity, so a user with no usable neighbours (or too few candidates) still
+        gets ``n`` rows. Scores missing from ``parts`` are computed; offline evaluation
+        passes them all precomputed so one scoring serves every weight.
+        """
+        def part(name: str) -> Scores:
+            return parts[name] if name in parts else self.scores(profile, name)
+
+        if algorithm == "hybrid":
+            cf, content = parts[collaborative], part("content")
+            with PROFILER.stage("blend"):
+                blended = hybrid.blend(cf.values, content.values, weight)
+            primary = Scores(blended.astype(np.float64), "hybrid",
+                             details={"cf_score": hybrid.scale_to_unit(cf.values),
+                                      "content_score": hybrid.scale_to_unit(content.values)})
+        else:
+            primary = parts[algorithm]
+        chain = [primary]
+        if algorithm not in ("content", "popularity", "random"):
+            chain.append(part("content"))
+        if algorithm != "popularity":
+            chain.append(part("popularity"))
+        return chain
+
     @timed("recommend")
     def recommend(self, user_id: int | None = None, *, liked=None, algorithm: str = "hybrid",
                   weight: float | None = None, n: int = 10, k: int | None = None,
@@ -351,11 +486,12 @@ class RecommenderEngine:
         user_id : a known user, or None with ``liked``.
         liked : ``{anime_id: rating or None}`` or a list of anime ids (no rating = liked).
         algorithm : "user-user", "content", "hybrid", "popularity" or "random"
-            (and any registered scorer).
+            (and any registered scorer: "mf", "ease" and "blend" by default).
         weight : share of the collaborative score in the hybrid, in [0, 1]
             (default: the engine's ``hybrid_weight``).
         n : how many anime (1..500). k : neighbours for user-user (1..500).
-        collaborative : the hybrid's collaborative part (default "user-user").
+        collaborative : the hybrid's collaborative part: "user-user" (default),
+            "mf" or "ease" (see ``collaborative_algorithms``).
         exclude : anime ids never to return (e.g. already listed elsewhere).
 
         Returns
@@ -385,33 +521,9 @@ class RecommenderEngine:
             profile, unknown = self.profile_from_liked(liked)
         allowed = self.allowed_mask(profile, exclude)
 
-        parts: dict[str, Scores] = {}
-        if algorithm in ("hybrid", *self.collaborative_algorithms):
-            cf_name = collaborative if algorithm == "hybrid" else algorithm
-            parts[cf_name] = self.scores(profile, cf_name, k=k)
-        if algorithm in ("hybrid", "content"):
-            parts["content"] = self.scores(profile, "content")
-        if algorithm not in parts and algorithm != "hybrid":
-            parts[algorithm] = self.scores(profile, algorithm)
-        content = parts.get("content")
-        popular = self.scores(profile, "popularity") if algorithm != "popularity" else parts[algorithm]
-
-        # The chain: the requested scores first, then content, then popularity, so a
-        # user with no usable neighbours (or too few candidates) still gets n rows.
-        if algorithm == "hybrid":
-            cf = parts[collaborative]
-            with PROFILER.stage("blend"):
-                blended = hybrid.blend(cf.values, content.values, weight)
-            primary = Scores(blended.astype(np.float64), "hybrid",
-                             details={"cf_score": hybrid.scale_to_unit(cf.values),
-                                      "content_score": hybrid.scale_to_unit(content.values)})
-        else:
-            primary = parts[algorithm]
-        chain = [primary]
-        if algorithm not in ("content", "popularity", "random"):
-            chain.append(content if content is not None else self.scores(profile, "content"))
-        if algorithm != "popularity":
-            chain.append(popular)
+        parts = self.score_parts(profile, algorithm, collaborative=collaborative, k=k)
+        chain = self.fallback_chain(profile, algorithm, parts, weight=weight,
+                                    collaborative=collaborative)
         usable = [s for s in chain if (s.values > 0).any()]
         method = usable[0].method if usable else algorithm
         items, source = self.rank(chain, n, allowed)
@@ -472,6 +584,10 @@ class RecommenderEngine:
                 full[row] = value
             if key == "neighbour_idx":
                 frame["neighbours"] = [[int(users[u]) for u in v] for v in full]
+            elif key == "because_items":  # learned models: the user's top contributors
+                names = self._data.anime["name"].to_numpy()
+                frame["because_anime_ids"] = [[int(items[i]) for i in v or []] for v in full]
+                frame["because_names"] = [[str(names[i]) for i in v or []] for v in full]
             elif key == "because_idx":
                 frame["because_anime_id"] = pd.array(
                     [None if v is None else int(items[v]) for v in full], dtype="Int64")
@@ -568,3 +684,64 @@ class RecommenderEngine:
             # The user-user state holds the grown matrix; share it rather than copy it.
             self._data = replace(data, users=data.users.appended(user_ids),
                                  ratings=self.knn.state.ratings)
+
+    # ------------------------------------------------------------------ database and cache
+    #: Set by :meth:`from_settings`: the SQLAlchemy engine, the settings and the model cache.
+    database = None
+    settings = None
+    cache = None
+    #: Test hook: called with the new user id after the database write and before the
+    #: index add in :meth:`add_user`; raising there must leave neither.
+    _before_index_add = None
+
+    @classmethod
+    def from_settings(cls, settings=None, progress=None, *,
+                      rebuild: bool = False) -> RecommenderEngine:
+        """The engine over the database in ``settings.database_url``, with the on-disk cache.
+
+        ``settings`` defaults to :func:`recommender.config.load_settings` (env and
+        ``.env``). An empty database first receives the bundled data. The
+        user-user index is loaded from ``settings.cache_dir`` when its manifest
+        matches the data and parameters, else rebuilt and saved
+        (``rebuild=True`` forces that). ``progress(stage, fraction)`` is called as
+        start-up advances. ``build_info`` then holds ``index`` ("loaded" or
+        "built"), ``ingest_seconds``, ``load_seconds``, ``build_seconds``,
+        ``total_seconds``, ``users_caught_up``, ``database`` (password hidden),
+        ``dialect``, ``cache`` and, when the cache was not usable, ``cache_problem``.
+        Raises :class:`~recommender.errors.DatabaseError` when the database
+        cannot be reached.
+        """
+        from .service import build_engine
+
+        return build_engine(settings, progress, rebuild=rebuild, engine_class=cls)
+
+    def _require_database(self):
+        if self.database is None:
+            raise InvalidParameterError(
+                "this engine has no database; build it with RecommenderEngine.from_settings()")
+        return self.database
+
+    def add_user(self, liked, *, source: str = "app") -> int:
+        """Save a new user who rated ``liked`` and add them to the index; returns the id.
+
+        ``liked`` is as for :meth:`recommend` (ratings must be whole numbers;
+        unknown ids are dropped). The new id is larger than every user id in the
+        database (and at least ``recommender.data.APP_USER_ID_START``). The user
+        and their ratings are written in one transaction, then appended to the
+        matrix and the index; if that fails, the database rows are deleted
+        again, so neither is kept. Safe with several threads and processes.
+        """
+        from .service import add_user
+
+        self._require_database()
+        return add_user(self, liked, source=source)
+
+    def catch_up(self) -> int:
+        """Append users that the database has and memory lacks (ids above the largest known).
+
+        For several processes sharing one database; returns how many were added.
+        """
+        from .service import catch_up
+
+        self._require_database()
+        return catch_up(self)

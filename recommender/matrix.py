@@ -32,7 +32,7 @@ class IdIndex:
 
     @classmethod
     def from_ids(cls, ids) -> IdIndex:
-        return cls(np.unique(np.asarray(ids, dtype=np.int64)))
+        return cls(sorted_unique(np.asarray(ids, dtype=np.int64)))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -65,23 +65,46 @@ def build_rating_matrix(
     Rows are built directly from coordinates; duplicate pairs keep the last value
     rather than being summed, since a re-rated title replaces the old rating.
     """
-    user_idx = np.asarray(user_idx, dtype=np.int64)
-    item_idx = np.asarray(item_idx, dtype=np.int64)
     ratings = np.asarray(ratings, dtype=np.float32)
-    # Sort by (row, col) with the input order as the last key, then keep the last
-    # of each pair: a stable, vectorised "last write wins".
-    order = np.lexsort((np.arange(len(user_idx)), item_idx, user_idx))
-    u, i, r = user_idx[order], item_idx[order], ratings[order]
-    if len(u):
-        last = np.ones(len(u), dtype=bool)
-        last[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
-        u, i, r = u[last], i[last], r[last]
+    # One int64 key per pair; (row, col) order is key order.
+    key = np.asarray(user_idx, dtype=np.int64) * shape[1]
+    key += np.asarray(item_idx, dtype=np.int64)
+    if len(key) > 1 and not (key[1:] > key[:-1]).all():
+        # Unsorted or repeated pairs. A stable sort keeps the input order among
+        # equal keys, so keeping the last of each gives "last write wins".
+        order = np.argsort(key, kind="stable")
+        key, ratings = key[order], ratings[order]
+        del order
+        last = np.ones(len(key), dtype=bool)
+        last[:-1] = key[1:] != key[:-1]
+        key, ratings = key[last], ratings[last]
+    # Rating files come sorted by user then anime (the Kaggle file is), and then
+    # no sort is needed at all.
+    u = key // shape[1] if shape[1] else key
+    i = key - u * shape[1]
+    del key
+    r = ratings
     indptr = np.zeros(shape[0] + 1, dtype=np.int64)
     np.cumsum(np.bincount(u, minlength=shape[0]), out=indptr[1:])
     index_dtype = np.int32 if max(shape[1], len(i)) < 2**31 else np.int64
     return sp.csr_matrix(
         (r, i.astype(index_dtype), indptr.astype(index_dtype)), shape=shape
     )
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """Sorted unique values of an integer array.
+
+    Sorting is several times faster here than ``np.unique``, whose hash-based
+    path (numpy >= 2.3) is slow on millions of values.
+    """
+    values = np.sort(values)
+    if len(values) < 2:
+        return values
+    keep = np.empty(len(values), dtype=bool)
+    keep[0] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
 
 
 def matrix_from_frame(
@@ -103,15 +126,19 @@ def global_mean(matrix: sp.csr_matrix) -> float:
 
 
 def similarity_rows(
-    matrix: sp.csr_matrix, *, mean: float, damping: float = 5.0
+    matrix: sp.csr_matrix, *, mean: float, damping: float = 5.0, centre: bool = True
 ) -> sp.csr_matrix:
-    """L2-normalised, mean-centred rows for cosine similarity (float32 CSR).
+    """L2-normalised rating rows for cosine similarity (float32 CSR).
 
-    Each explicit rating becomes ``rating - c_u``, where ``c_u`` is the user's
-    mean shrunk towards the global ``mean`` by ``damping`` pseudo-ratings. The
-    shrinkage matters for short lists: a user who gives every title a 10 would
-    otherwise centre to a zero vector. -1 rows carry no taste and become 0.
-    Rows that end up all zero stay zero (their cosine with anything is 0).
+    With ``centre``, each explicit rating becomes ``rating - c_u``, where ``c_u``
+    is the user's mean shrunk towards the global ``mean`` by ``damping``
+    pseudo-ratings. The shrinkage matters for short lists: a user who gives
+    every title a 10 would otherwise centre to a zero vector. Without
+    ``centre`` the raw 1..10 ratings are used, so two users who watched the same
+    titles are similar even when they graded them differently (better for
+    top-n ranking on the bundled data, see README "Evaluation").
+    -1 rows carry no taste and become 0 either way. Rows that end up all zero
+    stay zero (their cosine with anything is 0).
     """
     matrix = matrix.tocsr()
     data = matrix.data.astype(np.float32)
@@ -120,8 +147,11 @@ def similarity_rows(
     row_of = np.repeat(np.arange(n_rows), np.diff(matrix.indptr))
     sums = np.bincount(row_of, weights=np.where(rated, data, 0), minlength=n_rows)
     counts = np.bincount(row_of, weights=rated, minlength=n_rows)
-    centre = (sums + damping * mean) / (counts + damping)
-    values = np.where(rated, data - centre[row_of].astype(np.float32), 0).astype(np.float32)
+    if centre:
+        centres = (sums + damping * mean) / (counts + damping)
+    else:
+        centres = np.zeros(n_rows)
+    values = np.where(rated, data - centres[row_of].astype(np.float32), 0).astype(np.float32)
     norms = np.sqrt(np.bincount(row_of, weights=values.astype(np.float64) ** 2, minlength=n_rows))
     safe = np.where(norms > 0, norms, 1.0)
     values = (values / safe[row_of]).astype(np.float32)

@@ -78,3 +78,67 @@ def bundled_frames():
 def bundled_engine(bundled_frames):
     anime, ratings = bundled_frames
     return RecommenderEngine.from_frames(anime, ratings)
+
+
+# --------------------------------------------------------------------------- databases
+# Every data-layer test runs on SQLite (a temp file) and on PostgreSQL (a throwaway
+# schema in the `test` database). Under CI=true a missing server fails the test.
+POSTGRES_URL = os.environ.get("ANIREC_TEST_POSTGRES_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_schema_url(request):
+    import uuid
+
+    import sqlalchemy as sa
+
+    schema = f"anirec_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = sa.create_engine(POSTGRES_URL)
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server"
+        message = f"PostgreSQL at {POSTGRES_URL} is not usable: {exc}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+    def drop():
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        admin.dispose()
+
+    request.addfinalizer(drop)
+    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    """A URL of an empty database: SQLite in a temp file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return _postgres_schema_url(request)
+
+
+def write_csvs(directory: Path, anime: pd.DataFrame, ratings: pd.DataFrame):
+    """The frames as Kaggle-format CSV files; returns (anime_path, ratings_path)."""
+    anime_path, ratings_path = directory / "anime.csv", directory / "rating.csv"
+    anime.to_csv(anime_path, index=False)
+    ratings.to_csv(ratings_path, index=False)
+    return anime_path, ratings_path
+
+
+@pytest.fixture
+def tiny_settings(db_url, tmp_path):
+    """Settings over a database holding two_taste_groups, with a temp cache dir."""
+    from recommender.config import Settings
+    from recommender.data import create_db_engine, create_tables
+    from recommender.ingest import ingest
+
+    anime, ratings = two_taste_groups()
+    anime_path, ratings_path = write_csvs(tmp_path, anime, ratings)
+    database = create_db_engine(db_url)
+    create_tables(database)
+    ingest(database, anime_path, ratings_path)
+    database.dispose()
+    return Settings(database_url=db_url, cache_dir=tmp_path / "cache", params=TINY_PARAMS)

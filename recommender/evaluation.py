@@ -1,0 +1,542 @@
+"""Offline evaluation: a leak-free hold-out split, ranking metrics and hybrid-weight sweeps.
+
+Protocol
+--------
+- **Split** (:func:`split_ratings`). For every user with at least ``min_ratings``
+  explicit ratings (1..10), a seeded random 20% of those rows is held out as
+  *test* and another 20% as *validation*; the rest, and every -1 row, is
+  *train*. Users with fewer explicit ratings stay whole in train (they still
+  shape neighbours and popularity, but are not evaluated).
+- **Leakage.** Everything learned (user vectors, the hnswlib index, TF-IDF,
+  popularity, normalisation) is fitted on the training frame only:
+  validation is scored by an engine fitted on train, test (the final report,
+  once settings are chosen) by an engine fitted on train + validation.
+- **Relevance.** A held-out row is relevant when rated at least
+  :data:`RELEVANT_RATING` (8, the engine's "like"). -1 rows are never relevant
+  (and never held out).
+- **Users.** Those with at least one relevant held-out row; a seeded sample of
+  ``n_users`` of them (0 = all). Segments: ``light`` users have fewer than
+  :data:`LIGHT_USER_RATINGS` explicit ratings in the training frame, ``heavy``
+  the rest.
+- **Lists.** Each user's top-``k`` comes from the engine's own ranking path
+  (:meth:`RecommenderEngine.allowed_mask`, :meth:`~RecommenderEngine.fallback_chain`,
+  :meth:`~RecommenderEngine.rank`), so it is exactly what ``engine.recommend``
+  returns. Every algorithm is scored once per user; the hybrid is re-blended
+  for each weight from those scores.
+
+Any scorer registered in the engine can be evaluated: name it in
+``EvalSpec.algorithms`` (and pass an ``engine_factory`` that registers it), or
+blend it as ``EvalSpec.collaborative``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import EngineParams
+from .content import genre_sets
+from .engine import RecommenderEngine
+from .errors import DataFormatError, InvalidParameterError
+
+_log = logging.getLogger(__name__)
+
+#: A held-out rating at or above this is relevant (the engine's "like").
+RELEVANT_RATING = 8
+#: Users with fewer explicit training ratings than this form the "light" segment.
+LIGHT_USER_RATINGS = 20
+#: Hybrid weights swept: 0.0, 0.1, ..., 1.0 (rounded so 0.3 is the literal 0.3).
+WEIGHTS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
+#: Algorithms evaluated besides the hybrid sweep; popularity and random are baselines.
+ALGORITHMS: tuple[str, ...] = ("user-user", "content", "popularity", "random")
+#: Metric columns of the results table, in display order.
+METRICS: tuple[str, ...] = ("ndcg", "recall", "precision", "hit_rate", "map",
+                            "coverage", "novelty", "diversity")
+SEGMENTS: tuple[str, ...] = ("all", "light", "heavy")
+DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / "data" / "cache" / "eval"
+#: Bump when the protocol or a metric changes, so old cached results are not reused.
+CACHE_VERSION = 1
+
+Progress = Callable[[int, int], None]
+EngineFactory = Callable[[pd.DataFrame, pd.DataFrame, EngineParams], RecommenderEngine]
+
+
+# ---------------------------------------------------------------------------- split
+@dataclass(frozen=True, eq=False)
+class Split:
+    """Disjoint train / validation / test rating frames whose union is the input."""
+
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+    random_state: int
+
+    def frames(self, target: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``(fit_on, held_out)`` for ``target`` "validation" or "test".
+
+        Validation is scored against a model fitted on train; test against one
+        fitted on train + validation (the validation rows are then known history).
+        """
+        if target == "validation":
+            return self.train, self.validation
+        if target == "test":
+            return pd.concat([self.train, self.validation], ignore_index=True), self.test
+        raise InvalidParameterError(f"split must be 'validation' or 'test', got {target!r}")
+
+
+def split_ratings(ratings: pd.DataFrame, *, validation_fraction: float = 0.2,
+                  test_fraction: float = 0.2, min_ratings: int = 5,
+                  random_state: int = 0) -> Split:
+    """Seeded per-user hold-out split of a ``user_id, anime_id, rating`` frame.
+
+    Of each user with at least ``min_ratings`` explicit ratings, ``test_fraction``
+    of the explicit rows (at least one) go to test and ``validation_fraction``
+    (at least one) to validation; -1 rows always stay in train. The same input
+    and ``random_state`` give the same split.
+    """
+    if not (0 < validation_fraction and 0 < test_fraction
+            and validation_fraction + test_fraction < 1):
+        raise InvalidParameterError("fractions must be positive and sum to less than 1")
+    if ratings.duplicated(["user_id", "anime_id"]).any():
+        # A pair in two parts would leak the held-out rating into training.
+        raise DataFormatError("ratings hold a (user_id, anime_id) pair more than once")
+    users = ratings["user_id"].to_numpy(np.int64)
+    explicit = ratings["rating"].to_numpy() > 0
+    codes, user_codes = np.unique(users, return_inverse=True)
+    counts = np.bincount(user_codes, weights=explicit, minlength=len(codes)).astype(np.int64)
+    # Explicit rows first within each user, in a seeded random order.
+    keys = np.random.default_rng(random_state).random(len(ratings))
+    order = np.lexsort((keys, ~explicit, user_codes))
+    starts = np.zeros(len(codes) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(user_codes, minlength=len(codes)), out=starts[1:])
+    position = np.empty(len(ratings), dtype=np.int64)
+    position[order] = np.arange(len(ratings)) - starts[user_codes[order]]
+    n = counts[user_codes]
+    eligible = explicit & (n >= min_ratings)
+    n_test = np.maximum(1, np.floor(n * test_fraction)).astype(np.int64)
+    n_val = np.maximum(1, np.floor(n * validation_fraction)).astype(np.int64)
+    is_test = eligible & (position < n_test)
+    is_val = eligible & ~is_test & (position < n_test + n_val)
+    is_train = ~(is_test | is_val)
+    return Split(ratings[is_train].reset_index(drop=True),
+                 ratings[is_val].reset_index(drop=True),
+                 ratings[is_test].reset_index(drop=True), random_state)
+
+
+# ---------------------------------------------------------------------------- metrics
+def _hits(ranked, relevant, k: int) -> np.ndarray:
+    """Boolean per position of the top ``k``: is that item relevant?"""
+    top = np.asarray(ranked)[:k]
+    return np.isin(top, np.asarray(list(relevant) if isinstance(relevant, (set, frozenset))
+                                   else relevant))
+
+
+def precision_at_k(ranked, relevant, k: int) -> float:
+    """Relevant items among the top ``k``, divided by ``k`` (a short list is not excused)."""
+    return float(_hits(ranked, relevant, k).sum()) / k
+
+
+def recall_at_k(ranked, relevant, k: int) -> float:
+    """Relevant items in the top ``k`` over all relevant items; 0 when none are relevant."""
+    n_relevant = len(relevant)
+    return float(_hits(ranked, relevant, k).sum()) / n_relevant if n_relevant else 0.0
+
+
+def hit_rate_at_k(ranked, relevant, k: int) -> float:
+    """1.0 when at least one relevant item is in the top ``k``, else 0.0."""
+    return float(_hits(ranked, relevant, k).any())
+
+
+def ndcg_at_k(ranked, relevant, k: int) -> float:
+    """Binary-gain NDCG: sum of 1/log2(rank+1) over hits, over the ideal for min(k, |relevant|)."""
+    hits = _hits(ranked, relevant, k)
+    ideal = min(k, len(relevant))
+    if ideal == 0:
+        return 0.0
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    return float((hits * discounts[:len(hits)]).sum() / discounts[:ideal].sum())
+
+
+def average_precision_at_k(ranked, relevant, k: int) -> float:
+    """AP@k: mean of precision@i at each hit rank i, over min(k, |relevant|)."""
+    hits = _hits(ranked, relevant, k)
+    ideal = min(k, len(relevant))
+    if ideal == 0:
+        return 0.0
+    precisions = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float((precisions * hits).sum() / ideal)
+
+
+def catalogue_coverage(lists: Sequence, n_items: int) -> float:
+    """Share of the ``n_items`` catalogue that appears in at least one list."""
+    if n_items <= 0:
+        return 0.0
+    shown = np.unique(np.concatenate([np.asarray(x, dtype=np.int64) for x in lists])) \
+        if len(lists) else np.empty(0)
+    return len(shown) / n_items
+
+
+def self_information(item_counts: np.ndarray, n_users: int) -> np.ndarray:
+    """-log2(share of users who have the item) per item, in bits.
+
+    An item nobody has counts as had by one user, so its value stays finite
+    (the rarest possible, log2(n_users)).
+    """
+    counts = np.maximum(np.asarray(item_counts, dtype=np.float64), 1.0)
+    return -np.log2(counts / max(n_users, 1))
+
+
+def novelty(ranked, information: np.ndarray) -> float:
+    """Mean self-information (bits, from training popularity) of a list's items; 0 if empty."""
+    ranked = np.asarray(ranked, dtype=np.int64)
+    return float(information[ranked].mean()) if len(ranked) else 0.0
+
+
+def genre_matrix(anime: pd.DataFrame) -> np.ndarray:
+    """Items x genres 0/1 matrix (float64) in catalogue order."""
+    sets = genre_sets(anime)
+    names = sorted(set().union(*sets)) if sets else []
+    column = {g: i for i, g in enumerate(names)}
+    out = np.zeros((len(sets), len(names)), dtype=np.float64)
+    for row, genres in enumerate(sets):
+        out[row, [column[g] for g in genres]] = 1.0
+    return out
+
+
+def intra_list_diversity(ranked, genres: np.ndarray) -> float:
+    """Mean pairwise Jaccard distance between the genre sets of a list's items.
+
+    ``genres`` is items x genres 0/1 (see :func:`genre_matrix`). Two items with
+    no genres at all count as identical (distance 0). NaN for fewer than 2 items.
+    """
+    ranked = np.asarray(ranked, dtype=np.int64)
+    if len(ranked) < 2:
+        return float("nan")
+    g = genres[ranked]
+    inter = g @ g.T
+    sizes = g.sum(axis=1)
+    union = sizes[:, None] + sizes[None, :] - inter
+    distance = np.where(union > 0, 1.0 - inter / np.where(union > 0, union, 1.0), 0.0)
+    upper = np.triu_indices(len(ranked), k=1)
+    return float(distance[upper].mean())
+
+
+# ---------------------------------------------------------------------------- setup
+@dataclass(frozen=True)
+class EvalSpec:
+    """Everything that decides an evaluation's numbers (and its cache key)."""
+
+    split: str = "validation"
+    n_users: int = 1000          # 0 = every eligible user
+    k: int = 10
+    random_state: int = 0
+    params: EngineParams = field(default_factory=EngineParams)
+    weights: tuple[float, ...] = WEIGHTS
+    algorithms: tuple[str, ...] = ALGORITHMS
+    collaborative: str = "user-user"
+    #: Names a custom ``engine_factory`` (e.g. one registering extra scorers).
+    tag: str = ""
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["weights"], out["algorithms"] = list(self.weights), list(self.algorithms)
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class EvalSetup:
+    """A fitted engine and the users to evaluate, with their relevant held-out items."""
+
+    engine: RecommenderEngine
+    spec: EvalSpec
+    user_ids: np.ndarray          # int64, sorted
+    relevant: list[np.ndarray]    # per user: relevant item_idx (int64)
+    light: np.ndarray             # bool per user: fewer than LIGHT_USER_RATINGS train ratings
+    information: np.ndarray       # self-information per item (training popularity)
+    genres: np.ndarray            # items x genres 0/1
+
+
+def data_fingerprint(anime: pd.DataFrame, ratings: pd.DataFrame) -> str:
+    """A hash of the rating rows and the catalogue columns the models read."""
+    digest = hashlib.sha256()
+    digest.update(pd.util.hash_pandas_object(
+        ratings[["user_id", "anime_id", "rating"]], index=False).to_numpy().tobytes())
+    columns = [c for c in ("anime_id", "name", "genre", "type", "synopsis") if c in anime]
+    digest.update(pd.util.hash_pandas_object(
+        anime[columns].astype(str), index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def cache_key(spec: EvalSpec, fingerprint: str) -> str:
+    """Hex key of an evaluation: data fingerprint, parameters, split, seed, users, k."""
+    payload = json.dumps({"version": CACHE_VERSION, "data": fingerprint, **spec.as_dict()},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def prepare(anime: pd.DataFrame, ratings: pd.DataFrame, spec: EvalSpec | None = None, *,
+            engine_factory: EngineFactory | None = None,
+            split: Split | None = None) -> EvalSetup:
+    """Split, fit an engine on the training side only, and pick the users to evaluate."""
+    spec = spec or EvalSpec()
+    if spec.k < 1:
+        raise InvalidParameterError(f"k must be at least 1, got {spec.k}")
+    split = split or split_ratings(ratings, random_state=spec.random_state)
+    fit_on, held_out = split.frames(spec.split)
+    factory = engine_factory or RecommenderEngine.from_frames
+    engine = factory(anime, fit_on, spec.params)
+    for name in (*spec.algorithms, spec.collaborative):
+        engine.scorer(name)  # an unknown name fails here, not after scoring
+    items, users = engine.data.items, engine.data.users
+    liked = held_out[held_out["rating"].to_numpy() >= RELEVANT_RATING]
+    item_idx = items.numbers(liked["anime_id"].to_numpy())
+    known = (item_idx >= 0) & (users.numbers(liked["user_id"].to_numpy()) >= 0)
+    by_user = pd.Series(item_idx[known]).groupby(liked["user_id"].to_numpy()[known])
+    relevant = {int(u): np.sort(v.to_numpy(np.int64)) for u, v in by_user}
+    user_ids = np.array(sorted(relevant), dtype=np.int64)
+    if spec.n_users and spec.n_users < len(user_ids):
+        rng = np.random.default_rng(spec.random_state)
+        user_ids = np.sort(rng.choice(user_ids, spec.n_users, replace=False))
+    matrix = engine.data.ratings
+    explicit = np.add.reduceat((matrix.data > 0).astype(np.int64), matrix.indptr[:-1]) \
+        if matrix.nnz else np.zeros(matrix.shape[0], np.int64)
+    explicit = np.where(np.diff(matrix.indptr) > 0, explicit, 0)  # reduceat repeats on empty rows
+    light = explicit[users.numbers(user_ids)] < LIGHT_USER_RATINGS
+    watched = np.bincount(matrix.indices, minlength=matrix.shape[1])
+    return EvalSetup(engine=engine, spec=spec, user_ids=user_ids,
+                     relevant=[relevant[int(u)] for u in user_ids], light=light,
+                     information=self_information(watched, matrix.shape[0]),
+                     genres=genre_matrix(engine.anime))
+
+
+# ---------------------------------------------------------------------------- lists
+@dataclass(frozen=True)
+class Variant:
+    """One row group of the results table: an algorithm, with a weight for the hybrid."""
+
+    algorithm: str
+    weight: float | None = None
+
+    @property
+    def label(self) -> str:
+        return self.algorithm if self.weight is None else f"{self.algorithm} w={self.weight:.1f}"
+
+
+def variants(spec: EvalSpec) -> list[Variant]:
+    """The hybrid at every weight of ``spec``, then each algorithm alone."""
+    return ([Variant("hybrid", float(w)) for w in spec.weights]
+            + [Variant(a) for a in spec.algorithms])
+
+
+def recommend_lists(setup: EvalSetup, wanted: Sequence[Variant] | None = None,
+                    progress: Progress | None = None) -> dict[Variant, list[np.ndarray]]:
+    """Top-k item positions per variant and user, scoring each algorithm once per user.
+
+    Every list is what ``engine.recommend(user, algorithm, weight=..., n=k)``
+    returns: the same allowed mask, fallback chain and tie-break.
+    """
+    engine, spec = setup.engine, setup.spec
+    wanted = list(wanted) if wanted is not None else variants(spec)
+    needed = {"content", "popularity"} | {v.algorithm for v in wanted if v.algorithm != "hybrid"}
+    if any(v.algorithm == "hybrid" for v in wanted):
+        needed.add(spec.collaborative)
+    out: dict[Variant, list[np.ndarray]] = {v: [] for v in wanted}
+    total = len(setup.user_ids)
+    step = max(1, total // 100)
+    for done, user_id in enumerate(setup.user_ids, start=1):
+        profile = engine.profile(user_id=int(user_id))
+        allowed = engine.allowed_mask(profile)
+        parts = {name: engine.scores(profile, name) for name in sorted(needed)}
+        for v in wanted:
+            chain = engine.fallback_chain(
+                profile, v.algorithm, parts, collaborative=spec.collaborative,
+                weight=engine.params.hybrid_weight if v.weight is None else v.weight)
+            items, _ = engine.rank(chain, spec.k, allowed)
+            out[v].append(items)
+        if progress is not None and (done % step == 0 or done == total):
+            progress(done, total)
+    return out
+
+
+def user_metrics(setup: EvalSetup, lists: list[np.ndarray]) -> pd.DataFrame:
+    """Per-user accuracy, novelty and diversity of one variant's lists (one row per user)."""
+    k = setup.spec.k
+    rows = [(ndcg_at_k(r, rel, k), recall_at_k(r, rel, k), precision_at_k(r, rel, k),
+             hit_rate_at_k(r, rel, k), average_precision_at_k(r, rel, k),
+             novelty(r, setup.information), intra_list_diversity(r, setup.genres))
+            for r, rel in zip(lists, setup.relevant)]
+    return pd.DataFrame(rows, columns=["ndcg", "recall", "precision", "hit_rate", "map",
+                                       "novelty", "diversity"])
+
+
+def metrics_table(setup: EvalSetup, lists: Mapping[Variant, list[np.ndarray]]) -> pd.DataFrame:
+    """One row per (variant, segment) with the mean of each metric over its users."""
+    n_items = len(setup.engine.anime)
+    masks = {"all": np.ones(len(setup.user_ids), bool), "light": setup.light,
+             "heavy": ~setup.light}
+    rows = []
+    for v, per_user in lists.items():
+        frame = user_metrics(setup, per_user)
+        for segment, mask in masks.items():
+            chosen = [x for x, keep in zip(per_user, mask) if keep]
+            means = frame[mask].mean() if mask.any() else frame.iloc[:0].mean()
+            row = {"variant": v.label, "algorithm": v.algorithm, "weight": v.weight,
+                   "segment": segment, "users": int(mask.sum())}
+            row.update({m: float(means[m]) for m in ("ndcg", "recall", "precision",
+                                                      "hit_rate", "map")})
+            row["coverage"] = catalogue_coverage(chosen, n_items)
+            row["novelty"] = float(means["novelty"])
+            row["diversity"] = float(means["diversity"])
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    table["weight"] = table["weight"].astype(float)
+    return table
+
+
+# ---------------------------------------------------------------------------- results
+@dataclass(frozen=True, eq=False)
+class EvalResult:
+    """The results table of one evaluation, with what produced it."""
+
+    table: pd.DataFrame
+    spec: EvalSpec
+    meta: dict
+
+    def best_weights(self, metric: str = "ndcg") -> pd.DataFrame:
+        """Per segment: the hybrid weight with the highest ``metric`` (ties: the lower weight)."""
+        return best_weights(self.table, metric)
+
+    def to_json(self) -> dict:
+        return {"spec": self.spec.as_dict(), "meta": self.meta,
+                "table": json.loads(self.table.to_json(orient="records"))}
+
+    @classmethod
+    def from_json(cls, payload: dict) -> EvalResult:
+        spec_dict = dict(payload["spec"])
+        spec_dict["params"] = EngineParams(**spec_dict["params"])
+        spec_dict["weights"] = tuple(spec_dict["weights"])
+        spec_dict["algorithms"] = tuple(spec_dict["algorithms"])
+        table = pd.DataFrame(payload["table"])
+        table["weight"] = table["weight"].astype(float)
+        return cls(table, EvalSpec(**spec_dict), payload["meta"])
+
+
+def best_weights(table: pd.DataFrame, metric: str = "ndcg") -> pd.DataFrame:
+    """Per segment: the hybrid weight with the highest ``metric`` (ties: the lower weight)."""
+    if metric not in METRICS:
+        raise InvalidParameterError(f"unknown metric {metric!r}; choose one of {METRICS}")
+    hybrid = table[(table["algorithm"] == "hybrid") & table[metric].notna()]
+    hybrid = hybrid.sort_values(["segment", "weight"])
+    rows = []
+    for segment, group in hybrid.groupby("segment", sort=False):  # empty segments drop out
+        best = group.loc[group[metric].idxmax()]
+        rows.append({"segment": segment, "weight": float(best["weight"]),
+                     metric: float(best[metric]), "users": int(best["users"])})
+    order = {s: i for i, s in enumerate(SEGMENTS)}
+    return pd.DataFrame(rows).sort_values("segment", key=lambda s: s.map(order)) \
+        .reset_index(drop=True)
+
+
+def evaluate(anime: pd.DataFrame, ratings: pd.DataFrame, spec: EvalSpec | None = None, *,
+             cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
+             engine_factory: EngineFactory | None = None,
+             progress: Progress | None = None, split: Split | None = None) -> EvalResult:
+    """Evaluate the hybrid at every weight plus each algorithm alone; cached on disk.
+
+    ``cache_dir=None`` disables the cache. ``progress(done, total)`` is called as
+    users are scored (not at all when the result comes from the cache).
+    """
+    spec = spec or EvalSpec()
+    key = cache_key(spec, data_fingerprint(anime, ratings))
+    path = Path(cache_dir) / f"{key}.json" if cache_dir is not None else None
+    if path is not None and path.exists():
+        try:
+            result = EvalResult.from_json(json.loads(path.read_text()))
+            return replace(result, meta={**result.meta, "cached": True})
+        except (ValueError, KeyError, TypeError) as exc:
+            _log.warning("ignoring unreadable evaluation cache %s: %s", path, exc)
+    started = time.perf_counter()
+    setup = prepare(anime, ratings, spec, engine_factory=engine_factory, split=split)
+    fitted = time.perf_counter()
+    lists = recommend_lists(setup, progress=progress)
+    table = metrics_table(setup, lists)
+    meta = {"key": key, "cached": False, "users": len(setup.user_ids),
+            "light_users": int(setup.light.sum()), "n_items": len(setup.engine.anime),
+            "relevant_rating": RELEVANT_RATING, "light_below": LIGHT_USER_RATINGS,
+            "fit_seconds": round(fitted - started, 2),
+            "score_seconds": round(time.perf_counter() - fitted, 2)}
+    result = EvalResult(table, spec, meta)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result.to_json()))
+        tmp.replace(path)  # atomic: a reader never sees half a file
+    return result
+
+
+# ---------------------------------------------------------------------------- tuning
+def reusing_factory() -> EngineFactory:
+    """An engine factory that refits user-user CF only when its fitted state would change.
+
+    Neighbour count, like threshold, vote weights, similarity power and ``ef`` are
+    read at query time, so configurations differing only in those (or in content features)
+    share one SVD and hnswlib index. Meant for sequential tuning runs.
+    """
+    fitted: dict = {}
+    structural = ("dim", "damping", "centre_ratings", "hnsw_m", "hnsw_ef_construction",
+                  "random_state")
+
+    def factory(anime: pd.DataFrame, ratings: pd.DataFrame,
+                params: EngineParams) -> RecommenderEngine:
+        from .catalog import clean_anime, clean_ratings
+
+        data = RecommenderEngine.training_data(clean_anime(anime), clean_ratings(ratings))
+        key = (data_fingerprint(anime, ratings), tuple(getattr(params, f) for f in structural))
+        base = fitted.get(key)
+        if base is None:
+            fitted.clear()  # one fitted model at a time keeps memory flat
+            base = RecommenderEngine.make_knn(params).fit(data)
+            fitted[key] = base
+        knn = copy.copy(base)
+        knn.n_neighbors, knn.n_candidates = params.n_neighbors, params.n_candidates
+        knn.like_threshold, knn.watched_weight = params.like_threshold, params.watched_weight
+        knn.disliked_weight, knn.similarity_power = params.disliked_weight, params.similarity_power
+        knn.ef = params.hnsw_ef
+        base.index_.set_ef(params.hnsw_ef)
+        return RecommenderEngine.fit(data, params, knn=knn)
+
+    return factory
+
+
+def headline(result: EvalResult, segment: str = "all", metric: str = "ndcg") -> dict:
+    """The figures a tuning table shows: each algorithm alone and the hybrid at its best."""
+    table = result.table[result.table["segment"] == segment]
+    out = {a: float(table.loc[table["variant"] == a, metric].iloc[0])
+           for a in result.spec.algorithms}
+    best = best_weights(result.table, metric)
+    best = best[best["segment"] == segment].iloc[0]
+    out["hybrid best"] = float(best[metric])
+    out["best weight"] = float(best["weight"])
+    return out
+
+
+def metrics_text(result: EvalResult) -> str:
+    """The results table as aligned text, a header line and the best weight per segment."""
+    spec, meta = result.spec, result.meta
+    head = (f"split={spec.split} users={meta['users']} (light {meta['light_users']}) "
+            f"k={spec.k} seed={spec.random_state} relevant: held-out rating >= "
+            f"{RELEVANT_RATING}{' (cached)' if meta.get('cached') else ''}")
+    shown = result.table.drop(columns=["algorithm", "weight"]).copy()
+    with pd.option_context("display.width", 200, "display.max_rows", 500):
+        body = shown.to_string(index=False, float_format=lambda x: f"{x:.4f}")
+        best = result.best_weights().to_string(index=False, float_format=lambda x: f"{x:.4f}")
+    return f"{head}\n{body}\n\nbest hybrid weight by NDCG@{spec.k}:\n{best}"

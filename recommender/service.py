@@ -1,0 +1,274 @@
+"""The engine on top of the database and the on-disk cache: start-up, new users, catch-up.
+
+Start-up (:func:`build_engine`): connect, create missing tables, ingest the
+bundled data into an empty database, load the frames, then either restore the
+user-user model from the cache or fit it and save it. The cache covers users up
+to its *watermark* (the largest user id it was fitted on); users added since
+(ids above it) are appended from the database without a rebuild.
+
+New users (:func:`add_user`) are written to the database and appended to the
+matrix and index as one operation: the rows are committed first, then
+published in memory; if publishing fails, a compensating transaction deletes
+them, so neither is kept. User ids come from ``max(user_id) + 1`` under a lock
+that spans processes (``BEGIN IMMEDIATE`` on SQLite, a transaction-scoped
+advisory lock on PostgreSQL), so ids are committed in increasing order and any
+process can append them in order (:func:`catch_up`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from . import data as db
+from .config import Settings, load_settings, redact_url
+from .errors import IndexCacheError, InvalidParameterError
+from .matrix import IdIndex, build_rating_matrix
+from .persistence import ModelCache
+from .profiling import PROFILER
+
+if TYPE_CHECKING:
+    from .engine import RecommenderEngine
+
+_log = logging.getLogger(__name__)
+
+Progress = Callable[[str, float], None]
+#: Key of the PostgreSQL advisory lock that serialises user-id allocation.
+USER_ID_LOCK = 0x616E6972  # "anir"
+USER_SOURCES = ("dataset", "app")
+
+
+def _noop(stage: str, fraction: float) -> None:
+    pass
+
+
+def build_engine(settings: Settings | None = None, progress: Progress | None = None, *,
+                 rebuild: bool = False, engine_class=None) -> RecommenderEngine:
+    """A ready engine from ``settings`` (default: :func:`load_settings`).
+
+    ``progress(stage, fraction)`` is called as start-up advances (fraction in
+    [0, 1]). ``rebuild=True`` ignores the cache and refits (then saves).
+    """
+    if engine_class is None:
+        from .engine import RecommenderEngine as engine_class
+    settings = settings or load_settings()
+    progress = progress or _noop
+    started = time.perf_counter()
+    info: dict = {"database": redact_url(settings.database_url),
+                  "cache": str(settings.cache_dir)}
+
+    progress("connect", 0.0)
+    database = db.create_db_engine(settings.database_url)
+    db.create_tables(database)
+    info["dialect"] = database.dialect.name
+
+    counts = db.count_rows(database)
+    info["ingest_seconds"] = 0.0
+    if counts["anime"] == 0:
+        from .ingest import ingest_bundled
+
+        progress("ingest", 0.05)
+        t0 = time.perf_counter()
+        with PROFILER.stage("ingest"):
+            ingest_bundled(database, on_progress=lambda f: progress("ingest", 0.05 + 0.45 * f))
+        info["ingest_seconds"] = time.perf_counter() - t0
+
+    progress("load", 0.5)
+    t0 = time.perf_counter()
+    with PROFILER.stage("load", memory=False):
+        anime = db.load_anime(database)
+        ratings = db.load_ratings(database)
+    info["load_seconds"] = time.perf_counter() - t0
+
+    progress("index", 0.6)
+    t0 = time.perf_counter()
+    cache = ModelCache(settings.cache_dir)
+    params = settings.params
+    engine = None
+    watermark = None if rebuild else cache.watermark()
+    if watermark is not None:
+        base = ratings[ratings["user_id"] <= watermark]
+        data = engine_class.training_data(anime, base)
+        try:
+            with PROFILER.stage("index load"):
+                knn = cache.load_knn(data, params)
+            progress("models", 0.8)
+            with PROFILER.stage("models load"):
+                models = _load_models(cache, data, params, engine_class)
+            engine = engine_class.fit(data, params, knn=knn, models=models)
+            info["index"] = "loaded"
+            info["models_loaded"] = sorted(models)
+        except IndexCacheError as exc:
+            _log.warning("rebuilding the index: %s", exc)
+            info["cache_problem"] = str(exc)
+    elif not rebuild and cache.manifest_path.exists():
+        info["cache_problem"] = "unreadable manifest"
+    if engine is None:
+        data = engine_class.training_data(anime, ratings)
+        progress("models", 0.7)
+        engine = engine_class.fit(data, params)
+        info["index"] = "built"
+    _attach(engine, database, settings, cache)
+    caught_up = 0
+    if info["index"] == "loaded":
+        caught_up = _publish(engine, ratings[ratings["user_id"] > watermark])
+    refitted = info["index"] == "loaded" and set(info["models_loaded"]) != set(engine.models)
+    if info["index"] == "built" or caught_up or refitted:
+        progress("save", 0.95)
+        try:
+            save_cache(engine)
+        except OSError as exc:  # a read-only disk must not stop the service
+            _log.warning("cannot save the index cache: %s", exc)
+    info["build_seconds"] = time.perf_counter() - t0
+    info["users_caught_up"] = caught_up
+    info["total_seconds"] = time.perf_counter() - started
+    engine.build_info.update(info)
+    progress("ready", 1.0)
+    return engine
+
+
+def _attach(engine: RecommenderEngine, database: sa.Engine, settings: Settings,
+            cache: ModelCache) -> None:
+    engine.database = database
+    engine.settings = settings
+    engine.cache = cache
+    engine._user_lock = threading.Lock()
+
+
+def save_cache(engine: RecommenderEngine) -> None:
+    """Persist the user-user model and the other fitted models under the cache directory."""
+    with engine._write_lock:
+        engine.cache.save_knn(engine.data, engine.params, engine.knn, engine.models)
+
+
+def _load_models(cache: ModelCache, data, params, engine_class) -> dict:
+    """Fitted scorers read back from the cache; a model that cannot be read is refitted."""
+    from .content import ContentTfidf
+    from .ease import EASE
+    from .mf import ALSFactorization
+
+    kinds = {"content": ContentTfidf, "mf": ALSFactorization, "ease": EASE}
+    models = {}
+    for name in engine_class.PERSISTED_MODELS:
+        try:
+            models[name] = kinds[name].from_state(cache.load_state(name, data, params), data)
+        except (IndexCacheError, ValueError, KeyError, TypeError) as exc:
+            _log.warning("refitting the %s model: %s", name, exc)
+    return models
+
+
+# --------------------------------------------------------------------------- new users
+def _rows(engine: RecommenderEngine, frame: pd.DataFrame):
+    """User ids (sorted) and their raw rating rows for ``frame`` of ratings."""
+    users = IdIndex.from_ids(frame["user_id"].to_numpy(np.int64))
+    items = engine.data.items.numbers(frame["anime_id"].to_numpy(np.int64))
+    keep = items >= 0
+    rows = build_rating_matrix(users.numbers(frame["user_id"].to_numpy(np.int64))[keep],
+                               items[keep], frame["rating"].to_numpy(np.float32)[keep],
+                               (len(users), len(engine.data.items)))
+    return users.ids, rows
+
+
+def _publish(engine: RecommenderEngine, frame: pd.DataFrame) -> int:
+    """Append the users in ``frame`` to matrix and index, all or nothing; returns how many."""
+    if frame.empty:
+        return 0
+    ids, rows = _rows(engine, frame)
+    known = engine.user_ids()
+    if len(known) and ids[0] <= known[-1]:
+        raise InvalidParameterError(
+            f"user {int(ids[0])} is not above the largest known user {int(known[-1])}")
+    knn = engine.knn
+    data_before, state_before = engine._data, knn._state
+    try:
+        engine.add_rows(ids, rows)
+    except BaseException:
+        # Labels already in the index for these rows are harmless: queries drop
+        # labels past the state's last row, and a later add of the row replaces them.
+        knn._state, engine._data = state_before, data_before
+        raise
+    return len(ids)
+
+
+def _new_user_ratings(engine: RecommenderEngine, liked) -> pd.DataFrame:
+    profile, _unknown = engine.profile_from_liked(liked)
+    ratings = profile.ratings
+    if not np.all(ratings == np.round(ratings)):
+        raise InvalidParameterError("ratings of a saved user must be whole numbers "
+                                    "(-1 = watched, or 1..10)")
+    return pd.DataFrame({
+        "anime_id": engine.data.items.ids[profile.item_idx].astype(np.int64),
+        "rating": ratings.astype(np.int16),
+    })
+
+
+def add_user(engine: RecommenderEngine, liked, *, source: str = "app") -> int:
+    """Save a new user with ``liked`` and add them to the index; returns their user id.
+
+    See :meth:`RecommenderEngine.add_user`.
+    """
+    if source not in USER_SOURCES:
+        raise InvalidParameterError(f"source must be one of {', '.join(USER_SOURCES)}")
+    mine = _new_user_ratings(engine, liked)
+    database: sa.Engine = engine.database
+    with engine._user_lock:
+        known = engine.user_ids()
+        mem_max = int(known[-1]) if len(known) else 0
+        with PROFILER.stage("add user: database"), db.write_transaction(database) as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": USER_ID_LOCK})
+            # Users other processes committed since we last looked: they must be
+            # appended before ours, since rows are kept in id order.
+            others = db.ratings_after(conn, mem_max)
+            user_id = max(db.max_user_id(conn) + 1, mem_max + 1, db.APP_USER_ID_START)
+            conn.execute(sa.insert(db.User).values(
+                user_id=user_id, source=source, created_at=datetime.now(UTC)))
+            conn.execute(sa.insert(db.Rating), [
+                {"user_id": user_id, "anime_id": int(a), "rating": int(r)}
+                for a, r in zip(mine["anime_id"], mine["rating"])])
+        frame = pd.concat([others, mine.assign(user_id=user_id)[["user_id", "anime_id", "rating"]]],
+                          ignore_index=True)
+        try:
+            hook = getattr(engine, "_before_index_add", None)
+            if hook is not None:
+                hook(user_id)
+            with PROFILER.stage("add user: index"):
+                _publish(engine, frame)
+        except BaseException:
+            _delete_user(database, user_id)
+            if len(others):
+                _publish_quietly(engine, others)
+            raise
+    return user_id
+
+
+def _publish_quietly(engine: RecommenderEngine, frame: pd.DataFrame) -> None:
+    try:
+        _publish(engine, frame)
+    except Exception as exc:  # the next catch_up retries
+        _log.warning("could not append users committed by another process: %s", exc)
+
+
+def _delete_user(database: sa.Engine, user_id: int) -> None:
+    """The compensating transaction: remove a user whose index add failed."""
+    with db.write_transaction(database) as conn:
+        conn.execute(sa.delete(db.Rating).where(db.Rating.user_id == user_id))
+        conn.execute(sa.delete(db.User).where(db.User.user_id == user_id))
+
+
+def catch_up(engine: RecommenderEngine) -> int:
+    """Append users the database has above the largest id in memory; returns how many."""
+    with engine._user_lock:
+        known = engine.user_ids()
+        mem_max = int(known[-1]) if len(known) else 0
+        with engine.database.connect() as conn:
+            frame = db.ratings_after(conn, mem_max)
+        return _publish(engine, frame)

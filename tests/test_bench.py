@@ -1,0 +1,39 @@
+"""The benchmark command at a tiny scale: it runs and writes its JSON and Markdown."""
+
+import json
+
+from recommender.bench import TARGETS, check_targets, percentiles
+from recommender.cli import main
+
+
+def test_bench_tiny_writes_json_and_markdown(tmp_path, capsys):
+    out, data = tmp_path / "bench", tmp_path / "synth"
+    code = main(["bench", "--scale", "tiny", "--out", str(out), "--data-root", str(data),
+                 "--users", "20", "--curve-dims", "8", "--curve-candidates", "20",
+                 "--dim", "8", "--n-candidates", "40", "--ef", "50"])
+    assert code == 0
+    result = json.loads((out / "tiny.json").read_text())
+    assert result["build"]["shape"][0] == 400
+    assert result["build"]["matrix_mib"] > 0
+    # Every algorithm the engine offers is timed, except random.
+    assert {"popularity", "content", "user-user", "hybrid", "mf", "ease"} <= set(result["recommend_ms"])
+    assert "random" not in result["recommend_ms"]
+    assert all(v["n"] == 20 for v in result["recommend_ms"].values())
+    assert 0 <= result["neighbours"]["recall"] <= 1
+    assert result["neighbours"]["exact_ms"]["n"] == 20
+    assert [(r["dim"], r["n_candidates"]) for r in result["curve"]] == [(8, 20)]
+    assert set(result["targets"]) == set(TARGETS)
+    assert result["ingest_sqlite"]["status"] in {"unavailable", "ok"}
+    markdown = (out / "tiny.md").read_text()
+    assert "| CSR matrix |" in markdown and "Recall / latency curve" in markdown
+    assert (data / "tiny" / "rating.csv").exists()
+    assert "targets missed" in capsys.readouterr().out
+
+
+def test_percentiles_and_target_checks():
+    p = percentiles([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert p["p50"] == 3.0 and p["n"] == 5 and p["p99"] > p["p95"] > p["p50"]
+    checked = check_targets({"matrix_seconds": 2.0, "neighbour_recall": 0.9})
+    assert checked["matrix_seconds"]["met"] is True
+    assert checked["neighbour_recall"]["met"] is False
+    assert checked["search_p50_ms"]["met"] is None

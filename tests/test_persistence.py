@@ -1,0 +1,107 @@
+"""The on-disk cache: round trip, and a rebuild (never a crash) on anything suspicious."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from conftest import TINY_PARAMS, two_taste_groups
+
+from recommender import RecommenderEngine
+from recommender.catalog import clean_anime, clean_ratings
+from recommender.errors import IndexCacheError
+from recommender.persistence import ModelCache
+
+
+def fitted(ratings=None):
+    anime, base = two_taste_groups()
+    data = RecommenderEngine.training_data(clean_anime(anime),
+                                           clean_ratings(base if ratings is None else ratings))
+    return RecommenderEngine.fit(data, TINY_PARAMS)
+
+
+@pytest.fixture
+def saved(tmp_path):
+    engine = fitted()
+    cache = ModelCache(tmp_path / "cache")
+    cache.save_knn(engine.data, engine.params, engine.knn)
+    return engine, cache
+
+
+def test_round_trip_gives_the_same_model(saved):
+    engine, cache = saved
+    knn = cache.load_knn(engine.data, engine.params)
+    assert np.array_equal(knn.vectors_, engine.knn.vectors_)
+    assert np.array_equal(knn.components_, engine.knn.components_)
+    assert knn.mean_ == engine.knn.mean_
+    restored = RecommenderEngine.fit(engine.data, engine.params, knn=knn)
+    for user in (2, 3, 17):
+        a = engine.neighbors(user, k=5)
+        b = restored.neighbors(user, k=5)
+        assert a["user_id"].tolist() == b["user_id"].tolist()
+        assert engine.recommend(user, n=5)["anime_id"].tolist() == \
+            restored.recommend(user, n=5)["anime_id"].tolist()
+    manifest = json.loads(cache.manifest_path.read_text())
+    assert set(manifest["models"]["user-user"]["files"]) == {
+        "index", "user_ids", "anime_ids", "components", "vectors"}
+    assert manifest["fingerprint"]["max_user_id"] == 40
+
+
+def _corrupt_middle(path):
+    raw = bytearray(path.read_bytes())
+    middle = len(raw) // 2
+    raw[middle:middle + 64] = bytes(255 - b for b in raw[middle:middle + 64])
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda d: _corrupt_middle(d / "user-user.index.bin"), "checksum"),
+    (lambda d: (d / "user-user.index.bin").write_bytes(
+        (d / "user-user.index.bin").read_bytes()[:1000]), "truncated"),
+    (lambda d: (d / "user-user.vectors.npy").unlink(), "missing"),
+    (lambda d: _corrupt_middle(d / "user-user.components.npy"), "checksum"),
+    (lambda d: (d / "manifest.json").write_text((d / "manifest.json").read_text()[:50]),
+     "no usable cache manifest"),
+    (lambda d: (d / "manifest.json").write_text("[]"), "no usable cache manifest"),
+])
+def test_damaged_cache_is_refused_before_hnswlib_reads_it(saved, damage, reason):
+    engine, cache = saved
+    damage(cache.directory)
+    with pytest.raises(IndexCacheError, match=reason):
+        cache.load_knn(engine.data, engine.params)
+
+
+def test_other_data_or_params_are_refused(saved):
+    engine, cache = saved
+    _, ratings = two_taste_groups()
+    changed = ratings.copy()
+    changed.loc[0, "rating"] = 1 if changed.loc[0, "rating"] != 1 else 2
+    with pytest.raises(IndexCacheError, match="other data"):
+        cache.load_knn(fitted(changed).data, engine.params)
+    with pytest.raises(IndexCacheError, match="other parameters"):
+        cache.load_knn(engine.data, replace(engine.params, hnsw_m=8))
+
+
+def test_from_settings_builds_loads_and_rebuilds_a_damaged_cache(tiny_settings):
+    first = RecommenderEngine.from_settings(tiny_settings)
+    assert first.build_info["index"] == "built"
+    assert {"load_seconds", "build_seconds", "database", "dialect", "cache"} <= set(
+        first.build_info)
+    stages = []
+    second = RecommenderEngine.from_settings(tiny_settings,
+                                             progress=lambda s, f: stages.append((s, f)))
+    assert second.build_info["index"] == "loaded"
+    assert stages[0][1] == 0.0 and stages[-1] == ("ready", 1.0)
+    assert all(a[1] <= b[1] for a, b in zip(stages, stages[1:]))
+    assert second.recommend(4, n=5)["anime_id"].tolist() == \
+        first.recommend(4, n=5)["anime_id"].tolist()
+
+    _corrupt_middle(tiny_settings.cache_dir / "user-user.index.bin")
+    third = RecommenderEngine.from_settings(tiny_settings)
+    assert third.build_info["index"] == "built"
+    assert "checksum" in third.build_info["cache_problem"]
+    assert RecommenderEngine.from_settings(tiny_settings).build_info["index"] == "loaded"
+
+    changed = replace(tiny_settings, params=replace(tiny_settings.params, n_candidates=30))
+    assert RecommenderEngine.from_settings(changed).build_info["index"] == "built"
+    first.database.dispose()
