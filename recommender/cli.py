@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -200,13 +201,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .catalog import load_bundled_anime, load_bundled_ratings
-    from .config import EngineParams
-    from .evaluation import DEFAULT_CACHE_DIR, EvalSpec, evaluate, metrics_text
+    from .config import params_from_env
+    from .evaluation import ALGORITHMS, DEFAULT_CACHE_DIR, EvalSpec, evaluate, metrics_text
 
     if args.users < 0 or args.k < 1:
         raise _UsageError("--users must be >= 0 and --k >= 1")
+    algorithms = tuple(a.strip() for a in args.algorithms.split(",") if a.strip())
     spec = EvalSpec(split=args.split, n_users=args.users, k=args.k, random_state=args.seed,
-                    params=EngineParams())
+                    params=params_from_env(os.environ), algorithms=algorithms or ALGORITHMS,
+                    collaborative=args.collaborative)
     bar = tqdm(total=None, desc=f"evaluating ({args.split})", unit="user", file=sys.stderr,
                disable=args.quiet)
 
@@ -233,6 +236,10 @@ def _add_evaluate(sub) -> None:
     ev.add_argument("--k", type=int, default=10, help="list length for the metrics")
     ev.add_argument("--split", choices=("validation", "test"), default="validation")
     ev.add_argument("--json", type=Path, default=None, metavar="PATH", help="write JSON here")
+    ev.add_argument("--algorithms", default="",
+                    help="comma-separated algorithms to evaluate alone (default: all)")
+    ev.add_argument("--collaborative", default="user-user",
+                    help="the hybrid's collaborative part in the weight sweep")
     ev.add_argument("--no-cache", action="store_true", help="recompute even when cached")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)

@@ -57,7 +57,8 @@ LIGHT_USER_RATINGS = 20
 #: Hybrid weights swept: 0.0, 0.1, ..., 1.0 (rounded so 0.3 is the literal 0.3).
 WEIGHTS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
 #: Algorithms evaluated besides the hybrid sweep; popularity and random are baselines.
-ALGORITHMS: tuple[str, ...] = ("user-user", "content", "popularity", "random")
+ALGORITHMS: tuple[str, ...] = ("user-user", "content", "mf", "ease", "blend", "popularity",
+                               "random")
 #: Metric columns of the results table, in display order.
 METRICS: tuple[str, ...] = ("ndcg", "recall", "precision", "hit_rate", "map",
                             "coverage", "novelty", "diversity")
