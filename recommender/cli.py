@@ -190,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     au.set_defaults(func=cmd_add_user)
 
     add_scale_commands(sub)
+    # -- reliability: the concurrency stress run (recommender/stress_cli.py)
+    from .stress_cli import add_stress_command
+
+    add_stress_command(sub)
     return parser
 
 
