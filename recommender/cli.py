@@ -56,9 +56,14 @@ def _json_default(value):
 def _liked_from_args(engine, titles: Sequence[str], ids: Sequence[int]) -> dict:
     liked: dict[int, float | None] = {int(i): None for i in ids}
     for title in titles:
-        text, _, rating = title.partition("=")
+        text, _, rating = title.rpartition("=") if "=" in title else (title, "", "")
+        try:
+            value = float(rating) if rating.strip() else None
+        except ValueError:
+            raise _UsageError(f"--liked {title!r}: the rating after '=' must be a number"
+                              ) from None
         anime_id = engine.resolve_title(text.strip())
-        liked[anime_id] = float(rating) if rating.strip() else None
+        liked[anime_id] = value
         print(f"  {text.strip()!r} -> {engine.anime_by_id([anime_id])['name'].iloc[0]} "
               f"(id {anime_id})", file=sys.stderr)
     return liked
@@ -192,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_scale_commands(sub)
     _add_evaluate(sub)
+    # -- reliability: the concurrency stress run (recommender/stress_cli.py)
+    from .stress_cli import add_stress_command
+
+    add_stress_command(sub)
     return parser
 
 

@@ -96,6 +96,14 @@ def _fail(url: str, problem: str) -> DatabaseError:
     return DatabaseError(f"DATABASE_URL={redact_url(url)}: {problem}")
 
 
+def database_error(url: str, action: str, exc: BaseException) -> DatabaseError:
+    """A one-line :class:`DatabaseError` for ``exc`` raised while doing ``action``.
+
+    The message names ``DATABASE_URL`` (password hidden) and the driver's first line.
+    """
+    return _fail(url, f"{action}: {_first_line(exc, url)}")
+
+
 def _first_line(exc: BaseException, url: str) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     line = text[0] if text else exc.__class__.__name__
@@ -185,7 +193,8 @@ def write_transaction(engine: sa.Engine):
 
 
 # --------------------------------------------------------------------------- loaders
-def _fetch_arrays(conn: sa.Connection, sql: str, dtypes: list, params=None) -> list[np.ndarray]:
+def _fetch_arrays(conn: sa.Connection, sql: str, dtypes: list,
+                  params=None) -> list[np.ndarray]:
     """Run ``sql`` and stream its integer columns into numpy arrays, chunk by chunk."""
     raw = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
@@ -253,12 +262,17 @@ def load_ratings(engine: sa.Engine, *, min_user_id: int | None = None) -> pd.Dat
 
 def ratings_after(conn: sa.Connection, min_user_id: int | None) -> pd.DataFrame:
     """:func:`load_ratings` on an open connection (e.g. inside a write transaction)."""
-    sql = "SELECT user_id, anime_id, rating FROM ratings"
-    params: tuple = ()
+    stmt = sa.select(Rating.user_id, Rating.anime_id, Rating.rating)
     if min_user_id is not None:
-        sql += " WHERE user_id > " + ("?" if conn.dialect.paramstyle == "qmark" else "%s")
-        params = (int(min_user_id),)
-    users, anime, rating = _fetch_arrays(conn, sql, [np.int64, np.int64, np.int8], params)
+        stmt = stmt.where(Rating.user_id > sa.bindparam("min_user_id", int(min_user_id)))
+    # Compiled by SQLAlchemy for this dialect and run on the raw DB-API cursor (the
+    # fast path of _fetch_arrays); the value stays a bound parameter.
+    compiled = stmt.compile(dialect=conn.dialect)
+    params = compiled.params
+    if compiled.positiontup is not None:
+        params = tuple(params[name] for name in compiled.positiontup)
+    users, anime, rating = _fetch_arrays(conn, str(compiled), [np.int64, np.int64, np.int8],
+                                         params)
     return pd.DataFrame({"user_id": users, "anime_id": anime, "rating": rating})
 
 

@@ -53,3 +53,11 @@ class ConfigurationError(RecommenderError, ValueError):
 
 class IndexCacheError(RecommenderError, RuntimeError):
     """A persisted index or model that cannot be used (corrupt, truncated, stale)."""
+
+
+class QuotaExceededError(RecommenderError, PermissionError):
+    """A session asked for more than its share (e.g. too many new users)."""
+
+
+class AdminKeyError(RecommenderError, PermissionError):
+    """A maintenance action without the right admin key (``SECRET_KEY``), or with none set."""

@@ -124,11 +124,15 @@ def _integers(path: Path, first_line: int, chunk: pd.DataFrame, column: str) -> 
     if values.dtype.kind in "iu":
         return values.to_numpy(np.int64)
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
-    bad = np.isnan(numbers) | (numbers != np.round(numbers))
+    # Beyond 2**53 a float no longer holds every integer, and casting a larger one to
+    # int64 is undefined: such values are not ids or ratings anyway.
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(numbers) | (numbers != np.round(numbers)) | (np.abs(numbers) > 2**53)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         shown = values.iloc[row]
-        problem = "is missing" if pd.isna(shown) else f"{str(shown)!r} is not an integer"
+        problem = ("is missing" if pd.isna(shown)
+                   else f"{str(shown)[:40]!r} is not an integer in range")
         raise DataFormatError(f"{path}: line {first_line + row}: {column} {problem}")
     return numbers.astype(np.int64)
 
@@ -234,6 +238,8 @@ def _insert_ratings_sqlite(conn: sa.Connection, path: Path, chunk_rows: int, bar
     for first_line, chunk in _rating_chunks(path, chunk_rows):
         users, anime, rating = _check_ratings_chunk(path, first_line, chunk, known,
                                                     np.empty(0, np.int64))
+        if not len(users):  # executemany with no rows is an error on SQLite
+            continue
         _insert_users(conn, users, now)
         conn.exec_driver_sql(sql, list(zip(users.tolist(), anime.tolist(), rating.tolist())))
         bar.update(len(chunk))

@@ -48,6 +48,8 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 KNN = "user-user"
 _KNN_ARRAYS = ("user_ids", "anime_ids", "components", "vectors")
+#: Temp files of a killed save are removed by a later save once this old.
+STALE_TEMP_SECONDS = 600.0
 
 
 def fingerprint(data: TrainingData) -> dict:
@@ -134,6 +136,23 @@ class ModelCache:
             raise
         return entry
 
+    def remove_stale_temporaries(self, older_than: float | None = None) -> int:
+        """Delete temp files left by a save that was killed; returns how many.
+
+        Only files older than ``older_than`` seconds (default
+        ``STALE_TEMP_SECONDS``) go, so a save running in another process keeps its own.
+        """
+        limit = STALE_TEMP_SECONDS if older_than is None else older_than
+        removed = 0
+        for path in self.directory.glob(".*.tmp"):
+            try:
+                if time.time() - path.stat().st_mtime >= limit:
+                    path.unlink()
+                    removed += 1
+            except OSError:  # gone meanwhile, or not ours to delete
+                continue
+        return removed
+
     # -- user-user --------------------------------------------------------------------
     def save_knn(self, data: TrainingData, params: EngineParams, knn: UserKNN,
                  models: dict | None = None) -> Path:
@@ -143,6 +162,7 @@ class ModelCache:
         array entries become ``.npy`` files, everything else goes into the manifest.
         """
         started = time.perf_counter()
+        self.remove_stale_temporaries()
         models_arg = models
         state = knn.state
         if state.n_users != len(data.users):

@@ -67,6 +67,16 @@ def build_engine(settings: Settings | None = None, progress: Progress | None = N
 
     progress("connect", 0.0)
     database = db.create_db_engine(settings.database_url)
+    try:
+        return _build(database, settings, progress, rebuild, engine_class, started, info)
+    except sa.exc.SQLAlchemyError as exc:
+        # Lost mid-start (server gone, connections cut): one clear line, no traceback.
+        database.dispose()
+        raise db.database_error(settings.database_url, "lost while starting", exc) from None
+
+
+def _build(database: sa.Engine, settings: Settings, progress: Progress, rebuild: bool,
+           engine_class, started: float, info: dict) -> RecommenderEngine:
     db.create_tables(database)
     info["dialect"] = database.dialect.name
 
@@ -222,18 +232,26 @@ def add_user(engine: RecommenderEngine, liked, *, source: str = "app") -> int:
     with engine._user_lock:
         known = engine.user_ids()
         mem_max = int(known[-1]) if len(known) else 0
-        with PROFILER.stage("add user: database"), db.write_transaction(database) as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": USER_ID_LOCK})
-            # Users other processes committed since we last looked: they must be
-            # appended before ours, since rows are kept in id order.
-            others = db.ratings_after(conn, mem_max)
-            user_id = max(db.max_user_id(conn) + 1, mem_max + 1, db.APP_USER_ID_START)
-            conn.execute(sa.insert(db.User).values(
-                user_id=user_id, source=source, created_at=datetime.now(UTC)))
-            conn.execute(sa.insert(db.Rating), [
-                {"user_id": user_id, "anime_id": int(a), "rating": int(r)}
-                for a, r in zip(mine["anime_id"], mine["rating"])])
+        try:
+            with PROFILER.stage("add user: database"), db.write_transaction(database) as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(
+                        sa.bindparam("key", USER_ID_LOCK, type_=sa.BigInteger))))
+                # Users other processes committed since we last looked: they must be
+                # appended before ours, since rows are kept in id order.
+                others = db.ratings_after(conn, mem_max)
+                user_id = max(db.max_user_id(conn) + 1, mem_max + 1, db.APP_USER_ID_START)
+                conn.execute(sa.insert(db.User).values(
+                    user_id=user_id, source=source, created_at=datetime.now(UTC)))
+                conn.execute(sa.insert(db.Rating), [
+                    {"user_id": user_id, "anime_id": int(a), "rating": int(r)}
+                    for a, r in zip(mine["anime_id"], mine["rating"])])
+        except sa.exc.SQLAlchemyError as exc:
+            # Nothing reached memory yet, so the engine is as it was. If the
+            # connection died during COMMIT the row may exist after all; the
+            # database is the truth and catch_up (or the next start) appends it.
+            raise db.database_error(database.url.render_as_string(hide_password=False),
+                                    "the new user was not saved", exc) from None
         frame = pd.concat([others, mine.assign(user_id=user_id)[["user_id", "anime_id", "rating"]]],
                           ignore_index=True)
         try:
@@ -243,7 +261,11 @@ def add_user(engine: RecommenderEngine, liked, *, source: str = "app") -> int:
             with PROFILER.stage("add user: index"):
                 _publish(engine, frame)
         except BaseException:
-            _delete_user(database, user_id)
+            try:
+                _delete_user(database, user_id)
+            except sa.exc.SQLAlchemyError as exc:  # the original error matters more
+                _log.warning("could not delete user %d after a failed index add (%s); "
+                             "it is appended on the next catch-up", user_id, exc)
             if len(others):
                 _publish_quietly(engine, others)
             raise
@@ -269,6 +291,10 @@ def catch_up(engine: RecommenderEngine) -> int:
     with engine._user_lock:
         known = engine.user_ids()
         mem_max = int(known[-1]) if len(known) else 0
-        with engine.database.connect() as conn:
-            frame = db.ratings_after(conn, mem_max)
+        try:
+            with engine.database.connect() as conn:
+                frame = db.ratings_after(conn, mem_max)
+        except sa.exc.SQLAlchemyError as exc:
+            raise db.database_error(engine.database.url.render_as_string(hide_password=False),
+                                    "cannot read new users", exc) from None
         return _publish(engine, frame)
