@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from recommender.errors import DataFormatError, InvalidParameterError
 from recommender.evaluation import (
+    ALGORITHMS,
     RELEVANT_RATING,
+    WEIGHTS,
     EvalResult,
     EvalSpec,
     Variant,
@@ -206,7 +208,7 @@ def test_sweep_equals_direct_evaluation_at_each_weight(tiny_setup):
 def test_table_has_every_variant_and_segment_and_sane_values(tiny_setup):
     _anime, _ratings, setup = tiny_setup
     table = metrics_table(setup, recommend_lists(setup))
-    assert len(table) == (11 + 4) * 3
+    assert len(table) == (len(WEIGHTS) + len(ALGORITHMS)) * 3
     assert set(table["segment"]) == {"all", "light", "heavy"}
     every = table[table["segment"] == "all"]
     assert (every["users"] == len(setup.user_ids)).all()
@@ -274,4 +276,4 @@ def test_cli_evaluate_prints_the_table_and_writes_json(tmp_path):
     assert "25/25" in result.stderr  # the progress bar reached the end
     payload = json.loads(out.read_text())
     assert payload["spec"]["k"] == 5 and payload["meta"]["users"] == 25
-    assert len(payload["table"]) == 15 * 3
+    assert len(payload["table"]) == (len(WEIGHTS) + len(ALGORITHMS)) * 3

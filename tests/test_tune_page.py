@@ -6,6 +6,9 @@ import pytest
 from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
+from recommender.config import EngineParams
+from recommender.evaluation import ALGORITHMS, WEIGHTS
+
 pytestmark = pytest.mark.realdata
 
 
@@ -19,9 +22,10 @@ def test_tune_page_draws_curves_best_weights_and_the_table(monkeypatch, tmp_path
     curve = json.loads(charts[0].proto.spec)
     names = [trace.get("name") for trace in curve["data"]]
     assert "hybrid" in names and "best weight" in names
-    assert any("current 0.50" in a.get("text", "") for a in curve["layout"]["annotations"])
+    current = f"current {EngineParams().hybrid_weight:.2f}"  # the slider starts at the default
+    assert any(current in a.get("text", "") for a in curve["layout"]["annotations"])
     table = at.dataframe[-1].value
-    assert len(table) == 15 * 3 and {"ndcg", "coverage", "novelty"} <= set(table.columns)
+    assert len(table) == (len(WEIGHTS) + len(ALGORITHMS)) * 3 and {"ndcg", "coverage", "novelty"} <= set(table.columns)
     assert len(list(tmp_path.glob("*.json"))) == 1  # computed once, cached on disk
 
     at.slider[0].set_value(0.9).run()  # moving the weight only redraws
