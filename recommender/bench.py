@@ -15,9 +15,9 @@ then measures, in one process and one run:
 - a recall/latency curve over (dim, n_candidates).
 
 Ingest into SQLite/PostgreSQL and the warm load from the persisted cache are
-measured by :func:`bench_ingest` and :func:`bench_warm_load`, which report
-``"status": "unavailable"`` until ``recommender.ingest`` and
-``recommender.persistence`` exist.
+measured by :func:`bench_ingest` and :func:`bench_warm_load` in child
+processes, so each peak RSS is that step's own; a missing PostgreSQL server is
+reported as ``"status": "unavailable"``.
 
 Results go to ``<out>/<scale>.json`` and ``<out>/<scale>.md``. Figures are
 printed, never asserted: machines are noisy.
@@ -26,11 +26,11 @@ printed, never asserted: machines are noisy.
 from __future__ import annotations
 
 import gc
-import importlib.util
 import json
 import logging
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -121,21 +121,121 @@ def read_ratings_csv(path: Path) -> pd.DataFrame:
 
 
 # -- hooks for the database layer --------------------------------------------------------
+def _run_child(args: list[str], env: dict) -> dict:
+    """Run ``python -m recommender ARGS`` in a child; its wall seconds and peak RSS."""
+    import os
+    import subprocess
+    import sys
+
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-m", "recommender", *args], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # wait4 gives this child's own rusage: its peak RSS, not this process's.
+    _pid, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - started
+    out, err = child.stdout.read(), child.stderr.read()
+    child.wait()
+    if os.waitstatus_to_exitcode(status) != 0:
+        return {"status": "failed", "why": (err or out).strip().splitlines()[-1:]}
+    return {"status": "ok", "seconds": round(seconds, 3),
+            "peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "stdout": out.strip()}
+
+
+def _database_url(backend: str, workdir: Path) -> tuple[str, Callable[[], None]]:
+    """A fresh, empty database for ``backend`` and a function that drops it."""
+    import os
+
+    if backend == "sqlite":
+        path = workdir / "bench.db"
+        for extra in ("", "-wal", "-shm", "-journal"):
+            Path(f"{path}{extra}").unlink(missing_ok=True)
+        return f"sqlite:///{path.resolve()}", lambda: None
+    import psycopg
+
+    name = f"anirec_bench_{os.getpid()}"
+    server = os.environ.get("ANIREC_BENCH_POSTGRES", "host=127.0.0.1 port=5432 dbname=test")
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {}").format(
+            psycopg.sql.Identifier(name)))
+        conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+        user = conn.execute("SELECT current_user").fetchone()[0]
+
+    def drop() -> None:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                psycopg.sql.Identifier(name)))
+
+    return f"postgresql+psycopg://{user}@127.0.0.1:5432/{name}", drop
+
+
 def bench_ingest(backend: str, anime_csv: Path, rating_csv: Path, workdir: Path) -> dict:
     """Ingest time and peak memory of the CSVs into ``backend`` ("sqlite" or "postgresql").
 
-    Needs ``recommender.ingest``; until it exists this reports ``unavailable``.
+    Runs ``python -m recommender ingest`` in a child process on a fresh database, so
+    the peak RSS is the ingest's own. The SQLite database is kept in ``workdir``
+    for :func:`bench_warm_load`; the PostgreSQL one is dropped afterwards.
     """
-    if importlib.util.find_spec("recommender.ingest") is None:
-        return {"status": "unavailable", "why": "recommender.ingest is not part of this build"}
-    return {"status": "unavailable", "why": "ingest hook not wired yet"}
+    import os
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        url, drop = _database_url(backend, workdir)
+    except Exception as exc:  # no server: report it, the other figures still count
+        return {"status": "unavailable", "why": f"{type(exc).__name__}: {exc}"[:200]}
+    env = {**os.environ, "DATABASE_URL": url, "ANIREC_CACHE_DIR": str(workdir / "cache")}
+    try:
+        out = _run_child(["ingest", "--anime", str(anime_csv), "--ratings", str(rating_csv),
+                          "--quiet"], env)
+    finally:
+        drop()
+    if out["status"] == "ok":
+        rows = sum(1 for _ in open(rating_csv, "rb")) - 1
+        out["rows"] = rows
+        out["rows_per_second"] = round(rows / out["seconds"])
+        if backend == "sqlite":
+            out["database_url"] = url
+    return out
 
 
-def bench_warm_load(params: EngineParams, workdir: Path) -> dict:
-    """Seconds to start an engine from the persisted cache (``recommender.persistence``)."""
-    if importlib.util.find_spec("recommender.persistence") is None:
-        return {"status": "unavailable", "why": "recommender.persistence is not part of this build"}
-    return {"status": "unavailable", "why": "warm-load hook not wired yet"}
+def bench_warm_load(params: EngineParams, workdir: Path, database_url: str | None) -> dict:
+    """Cold build-and-save, then warm start from the persisted cache, each in a child.
+
+    Uses the SQLite database :func:`bench_ingest` filled; the warm figure is the
+    child's whole start-up (imports, database load, cache load), as a replica sees it.
+    """
+    import os
+
+    if database_url is None:
+        return {"status": "unavailable", "why": "no ingested database to start from"}
+    env = {**os.environ, "DATABASE_URL": database_url,
+           "ANIREC_CACHE_DIR": str(workdir / "cache"),
+           **{f"ANIREC_{k.upper()}": str(v) for k, v in params.as_dict().items()}}
+    cold = _run_child(["build-index"], env)
+    if cold["status"] != "ok":
+        return cold
+    probe = ("import json, time; t = time.perf_counter(); "
+             "from recommender import RecommenderEngine; "
+             "e = RecommenderEngine.from_settings(); "
+             "print(json.dumps({'seconds': time.perf_counter() - t, "
+             "'index': e.build_info['index'], 'engine_seconds': e.build_info['total_seconds']}))")
+    import subprocess
+    import sys
+
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-c", probe], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    _pid, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    out, err = child.stdout.read(), child.stderr.read()
+    child.wait()
+    if os.waitstatus_to_exitcode(status) != 0:
+        return {"status": "failed", "why": err.strip().splitlines()[-1:]}
+    warm = json.loads(out.strip().splitlines()[-1])
+    return {"status": "ok", "cold_build_seconds": cold["seconds"],
+            "cold_peak_rss_mib": cold["peak_rss_mib"], "index": warm["index"],
+            "seconds": round(wall, 3), "in_process_seconds": round(warm["seconds"], 3),
+            "from_settings_seconds": round(warm["engine_seconds"], 3),
+            "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
 
 
 # -- build -------------------------------------------------------------------------------
@@ -400,6 +500,21 @@ def to_markdown(result: dict) -> str:
         for r in result["curve"]:
             lines.append(f"| {r['dim']} | {r['n_candidates']} | {r['recall']} | {r['ann_p50_ms']} "
                          f"| {r['ann_p95_ms']} | {r['svd_seconds']} | {r['index_seconds']} |")
+    lines += ["", "## Ingest and start-up (child processes)", "",
+              "| step | status | seconds | rows/s | peak RSS MiB |",
+              "| --- | --- | ---: | ---: | ---: |"]
+    for key in ("ingest_sqlite", "ingest_postgresql"):
+        v = result[key]
+        lines.append(f"| {key.replace('_', ' into ')} | {v['status']} | {v.get('seconds', '')} "
+                     f"| {v.get('rows_per_second', '')} | {v.get('peak_rss_mib', '')} |")
+    warm = result["warm_load"]
+    if warm.get("status") == "ok":
+        lines.append(f"| build-index (cold build and save) | ok | {warm['cold_build_seconds']} | "
+                     f"| {warm['cold_peak_rss_mib']} |")
+        lines.append(f"| warm start from the cache (whole process; index {warm['index']}) | ok | "
+                     f"{warm['seconds']} | | {warm['peak_rss_mib']} |")
+        lines.append(f"| warm start, `from_settings` alone | ok | "
+                     f"{warm['from_settings_seconds']} | | |")
     lines += ["", "## Not measured here", ""]
     for key in ("ingest_sqlite", "ingest_postgresql", "warm_load"):
         v = result[key]
@@ -431,7 +546,8 @@ def run(scale: str, *, out_dir: str | Path = "artifacts/bench",
     print(f"building at scale {scale} ...", flush=True)
     engine, result["build"] = build(anime_csv, rating_csv, params)
     print(json.dumps(result["build"]), flush=True)
-    result["warm_load"] = bench_warm_load(params, workdir)
+    result["warm_load"] = bench_warm_load(params, workdir,
+                                          result["ingest_sqlite"].get("database_url"))
 
     users = sample_users(engine, n_users, random_state)
     print(f"recommend latency over {len(users)} users ...", flush=True)
