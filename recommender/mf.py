@@ -21,10 +21,20 @@ from typing import Self
 
 import numpy as np
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from .base import Explanation, Scores, TrainingData, UserProfile
 from .ease import because_text
+
+_CONTROLLER: ThreadpoolController | None = None
+
+
+def _single_threaded_blas():
+    """Limit BLAS to one thread; the library scan happens once per process, not per call."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
 def confidence_matrix(ratings: sp.csr_matrix, *, alpha: float, watched_value: float,
@@ -143,7 +153,9 @@ class ALSFactorization:
             return np.zeros(self.factors, np.float32)
         # recalculate_user solves the user's least squares against the fixed item
         # factors and stores nothing on the model, so a what-if list changes nothing.
-        return np.asarray(self.model_.recalculate_user(0, self._row(profile)), dtype=np.float32)
+        with _single_threaded_blas():
+            vector = self.model_.recalculate_user(0, self._row(profile))
+        return np.asarray(vector, dtype=np.float32)
 
     def score(self, profile: UserProfile) -> Scores:
         """Dot products of the user's factors with every anime's, clipped at 0."""
@@ -167,9 +179,15 @@ class ALSFactorization:
         row = self._row(profile)
         weights = None
         reasons, because, shares = [], [], []
-        for item in item_idx:
-            _total, top, weights = self.model_.explain(0, row, int(item), user_weights=weights,
-                                                       N=3)
+        # One small Cholesky per user (reused across items); beside implicit's own
+        # threads a threaded BLAS makes it ~300x slower, so run it on one thread.
+        with _single_threaded_blas():
+            explained = []
+            for item in item_idx:
+                _total, top, weights = self.model_.explain(0, row, int(item),
+                                                           user_weights=weights, N=3)
+                explained.append(top)
+        for top in explained:
             top = [(int(i), float(s)) for i, s in top if s > 0]
             because.append([i for i, _ in top])
             shares.append([round(s, 4) for _, s in top])
