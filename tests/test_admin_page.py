@@ -96,7 +96,8 @@ def test_admin_page_is_listed_with_secret_key(with_key):
     app.switch_page("pages/admin.py").run()
     assert not app.exception, app.exception
     assert "Admin" in texts(app.title)
-    assert app.text_input(key="admin_key").proto.type == app.text_input(key="admin_key").proto.PASSWORD
+    key_input = app.text_input(key="admin_key").proto
+    assert key_input.type == key_input.PASSWORD  # typed characters are hidden
 
 
 def test_a_wrong_key_is_refused_and_changes_nothing(with_key, tiny_dashboard):
