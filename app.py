@@ -4,7 +4,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_state import engine_or_stop, sidebar_status
+from app_state import current_settings, engine_or_stop, sidebar_status
+from recommender.admin import admin_enabled
 
 st.set_page_config(page_title="Anime Hybrid Recommender", page_icon=":material/movie:",
                    layout="wide")
@@ -19,6 +20,9 @@ pages = [
 # The tuning page is optional: listed only when it is part of the checkout.
 if (HERE / "pages" / "tune.py").exists():
     pages.append(st.Page("pages/tune.py", title="Tune", icon=":material/tune:"))
+# Maintenance exists only when an admin key is set: without SECRET_KEY it is not listed.
+if admin_enabled(current_settings()):
+    pages.append(st.Page("pages/admin.py", title="Admin", icon=":material/admin_panel_settings:"))
 navigation = st.navigation(pages)
 
 # Built (or loaded) once per process; the first visitor sees a progress bar here.

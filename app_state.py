@@ -20,9 +20,8 @@ import streamlit as st
 from recommender import RecommenderEngine, diagnostics
 from recommender.config import Settings, load_settings
 from recommender.errors import DatabaseError, RecommenderError
+from recommender.limits import MAX_USERS_PER_SESSION, SessionQuota
 
-#: Users one browser session may create with the save button.
-MAX_USERS_PER_SESSION = 5
 #: Algorithms never offered in the dashboard (a baseline for tests only).
 HIDDEN_ALGORITHMS = ("random",)
 
@@ -83,12 +82,28 @@ def _build_engine(settings: Settings, progress) -> RecommenderEngine:
     return RecommenderEngine.from_settings(settings, progress=progress)
 
 
+class _EngineSlot:
+    """The cached value of ``_load_engine``: a box holding the engine of one settings key.
+
+    Admin actions (``recommender.admin``) return a NEW engine that must replace the
+    shared one for every session. Caching a mutable box instead of the engine
+    makes that a single attribute assignment (atomic in CPython): sessions that
+    already hold the old engine finish their run with it, the next ``get_engine``
+    call anywhere sees the new one, and there is no window where the cache is
+    empty and a visitor would rebuild the engine (``cache_resource.clear()`` and
+    re-seeding would have that window and would drop every other settings key).
+    """
+
+    def __init__(self, engine: RecommenderEngine) -> None:
+        self.engine = engine
+
+
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _load_engine(key: str, _settings) -> RecommenderEngine:
+def _load_engine(key: str, _settings) -> _EngineSlot:
     """Build or load the engine for one settings key (the one cached engine loader)."""
     progress = _Progress()
     try:
-        return _build_engine(_settings, progress)
+        return _EngineSlot(_build_engine(_settings, progress))
     finally:
         progress.done()
 
@@ -96,7 +111,30 @@ def _load_engine(key: str, _settings) -> RecommenderEngine:
 def get_engine() -> RecommenderEngine:
     """The shared engine for the current settings; raises :class:`RecommenderError`."""
     settings = current_settings()
-    return _load_engine(settings_key(settings), settings)
+    return _load_engine(settings_key(settings), settings).engine
+
+
+def replace_engine(engine: RecommenderEngine) -> None:
+    """Make ``engine`` the shared engine for the current settings (after an admin action).
+
+    The views cached from the old engine (matrix, index, frames) are dropped too:
+    their keys do not always change with the data (a rebuilt index has as many users).
+    """
+    settings = current_settings()
+    _load_engine(settings_key(settings), settings).engine = engine
+    for cached in (_matrix, _index, dataset_summary, rating_distribution, genre_counts,
+                   user_ratings):
+        cached.clear()
+
+
+def session_quota() -> SessionQuota:
+    """This browser session's quota of new users: one per session, kept in its state."""
+    return st.session_state.setdefault("user_quota", SessionQuota(MAX_USERS_PER_SESSION))
+
+
+def progress_bar() -> _Progress:
+    """A progress bar taking ``(stage, fraction)`` calls, as the engine builders report."""
+    return _Progress()
 
 
 def engine_or_stop() -> RecommenderEngine:

@@ -7,7 +7,11 @@ from streamlit_searchbox import st_searchbox
 import app_state
 from app_state import md_escape
 from recommender import diagnostics
-from recommender.errors import DatabaseError, EmptyInputError, RecommenderError
+from recommender.errors import (
+    EmptyInputError,
+    QuotaExceededError,
+    RecommenderError,
+)
 
 engine = app_state.engine_or_stop()
 version = app_state.engine_version(engine)
@@ -71,6 +75,7 @@ if "rec_n" not in state:
 state.setdefault("rec_k", min(max(params.n_neighbors, 5), 100))
 state.setdefault("my_list", {})
 state.setdefault("created_users", [])
+quota = app_state.session_quota()
 
 
 # ------------------------------------------------------------------ callbacks
@@ -124,19 +129,17 @@ def open_user(user_id: int) -> None:
 def save_list() -> None:
     """Save the built list as a new user (database and index); at most a few per session."""
     state.pop("save_message", None)
-    if len(state.created_users) >= app_state.MAX_USERS_PER_SESSION:
-        state.save_message = ("warning", f"This session has already saved "
-                              f"{app_state.MAX_USERS_PER_SESSION} users, the most one session "
-                              "may create. Reload the page later to start a new session.")
-        return
     try:
-        new_id = int(engine.add_user(dict(state.my_list), source="app"))
-    except DatabaseError as exc:
-        state.save_message = ("error", f"The database cannot be reached, so the list was not "
-                              f"saved. {exc}")
+        # The slot is given back when add_user fails, so a failed save costs nothing.
+        with quota.reserve():
+            new_id = int(engine.add_user(dict(state.my_list), source="app"))
+    except QuotaExceededError:
+        state.save_message = ("warning", f"This session has already saved {quota.max_users} "
+                              "users, the most one session may create. Reload the page later "
+                              "to start a new session.")
         return
-    except RecommenderError as exc:
-        state.save_message = ("error", f"The list was not saved: {exc}")
+    except RecommenderError as exc:  # DatabaseError included: its message names the setting
+        state.save_message = ("error", f"Could not save: {exc}")
         return
     state.created_users.append(new_id)
     state.save_message = ("success", f"Saved as user {new_id}.", new_id)
@@ -196,8 +199,8 @@ else:
                   on_click=remove_anime, args=(anime_id,))
     c1, c2, _ = st.columns([3, 2, 3])
     c1.button("Save as a new user", icon=":material/save:", on_click=save_list, type="primary",
-              help=f"Adds the list to the database and the index (at most "
-                   f"{app_state.MAX_USERS_PER_SESSION} users per session).")
+              help=f"Adds the list to the database and the index ({quota.remaining} of "
+                   f"{quota.max_users} new users left in this session).")
     c2.button("Clear the list", on_click=clear_list)
     message = state.get("save_message")
     if message:

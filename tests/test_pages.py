@@ -195,13 +195,7 @@ def test_saving_a_list(engine):
     assert any(f"user {new_id}" in s for s in texts(at.subheader))
 
 
-def test_saving_is_capped_per_session(engine):
-    steins = engine.resolve_title("stiens gate")
-    at = page("recommend.py", query={"mode": "list"},
-              state={"my_list": {steins: None}, "created_users": [1, 2, 3, 4, 5]})
-    next(b for b in at.button if "Save as a new user" in b.label).click().run()
-    assert not at.exception
-    assert any("most one session may create" in w for w in texts(at.warning))
+# The per-session quota of saves is tested on a tiny database in test_admin_page.py.
 
 
 def test_database_unreachable_is_a_friendly_error(engine, monkeypatch):
