@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from recommender import RecommenderEngine, diagnostics
-from recommender.config import Settings, load_settings
+from recommender.config import Settings, load_settings, redact_url
 from recommender.errors import DatabaseError, RecommenderError
 from recommender.limits import MAX_USERS_PER_SESSION, SessionQuota
 
@@ -40,13 +40,8 @@ def settings_key(settings) -> str:
 
 
 def redacted_url(url: str) -> str:
-    """A database URL without its password, safe to show."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL (e.g. the bundled-files stand-in): nothing to hide
-        return str(url)
+    """A database URL without its password, safe to show (even when it does not parse)."""
+    return redact_url(url)
 
 
 # ---------------------------------------------------------------------- the engine
