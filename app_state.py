@@ -11,6 +11,7 @@ through ``st.cache_data``.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 
@@ -21,6 +22,8 @@ from recommender import RecommenderEngine, diagnostics
 from recommender.config import Settings, load_settings, redact_url
 from recommender.errors import DatabaseError, RecommenderError
 from recommender.limits import MAX_USERS_PER_SESSION, SessionQuota
+
+_log = logging.getLogger(__name__)
 
 #: Algorithms never offered in the dashboard (a baseline for tests only).
 HIDDEN_ALGORITHMS = ("random",)
@@ -103,10 +106,24 @@ def _load_engine(key: str, _settings) -> _EngineSlot:
         progress.done()
 
 
+#: Seconds between look-ups of users that other processes (replicas) added.
+CATCH_UP_SECONDS = 10.0
+
+
 def get_engine() -> RecommenderEngine:
-    """The shared engine for the current settings; raises :class:`RecommenderError`."""
+    """The shared engine for the current settings; raises :class:`RecommenderError`.
+
+    Users another dashboard process saved in the shared database are appended
+    at most ``CATCH_UP_SECONDS`` after they were added, without a rebuild.
+    """
     settings = current_settings()
-    return _load_engine(settings_key(settings), settings).engine
+    engine = _load_engine(settings_key(settings), settings).engine
+    try:
+        engine.catch_up(min_interval=CATCH_UP_SECONDS)
+    except DatabaseError as exc:
+        # Serving what is in memory beats failing the page; a save would report it.
+        _log.warning("cannot look for new users: %s", exc)
+    return engine
 
 
 def replace_engine(engine: RecommenderEngine) -> None:

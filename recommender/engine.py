@@ -736,12 +736,14 @@ class RecommenderEngine:
         self._require_database()
         return add_user(self, liked, source=source)
 
-    def catch_up(self) -> int:
+    def catch_up(self, *, min_interval: float = 0.0) -> int:
         """Append users that the database has and memory lacks (ids above the largest known).
 
         For several processes sharing one database; returns how many were added.
+        ``min_interval`` (seconds) skips the database when the last catch-up was
+        more recent, so it is cheap to call on every request.
         """
         from .service import catch_up
 
         self._require_database()
-        return catch_up(self)
+        return catch_up(self, min_interval=min_interval)

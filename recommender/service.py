@@ -286,8 +286,18 @@ def _delete_user(database: sa.Engine, user_id: int) -> None:
         conn.execute(sa.delete(db.User).where(db.User.user_id == user_id))
 
 
-def catch_up(engine: RecommenderEngine) -> int:
-    """Append users the database has above the largest id in memory; returns how many."""
+def catch_up(engine: RecommenderEngine, *, min_interval: float = 0.0) -> int:
+    """Append users the database has above the largest id in memory; returns how many.
+
+    With ``min_interval`` > 0 the database is asked at most once per that many
+    seconds (callers on every page view pass it, so replicas sharing one database
+    see each other's new users within that delay without a query per request).
+    """
+    now = time.monotonic()
+    last = getattr(engine, "_caught_up_at", None)
+    if min_interval > 0 and last is not None and now - last < min_interval:
+        return 0
+    engine._caught_up_at = now
     with engine._user_lock:
         known = engine.user_ids()
         mem_max = int(known[-1]) if len(known) else 0

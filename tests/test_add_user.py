@@ -149,3 +149,17 @@ def test_two_engines_on_one_database_allocate_distinct_ids_and_catch_up(tiny_set
 def test_an_engine_without_a_database_cannot_add_users(tiny_engine):
     with pytest.raises(InvalidParameterError, match="from_settings"):
         tiny_engine.add_user({1: 10})
+
+
+def test_catch_up_with_an_interval_asks_the_database_at_most_that_often(tiny_settings):
+    # What every dashboard page view does: a replica finds another's new user
+    # within the interval, and calls inside it cost no query.
+    writer = RecommenderEngine.from_settings(tiny_settings)
+    reader = RecommenderEngine.from_settings(tiny_settings)
+    assert reader.catch_up(min_interval=3600) == 0  # first call always looks
+    new_id = writer.add_user({1: 10, 2: 9, 12: 2})
+    assert reader.catch_up(min_interval=3600) == 0  # too soon: not looked up
+    assert not reader.has_user(new_id)
+    assert reader.catch_up() == 1  # no interval: looks now
+    assert reader.has_user(new_id)
+    assert new_id in set(reader.neighbors(liked={1: 10, 2: 9, 12: 2}, k=5)["user_id"])
