@@ -536,7 +536,7 @@ def to_markdown(result: dict) -> str:
 def run(scale: str, *, out_dir: str | Path = "artifacts/bench",
         data_root: str | Path = "artifacts/synth", n_users: int = 200,
         params: EngineParams | None = None, curve: bool = True, dims=None, candidates=None,
-        random_state: int = 0) -> dict:
+        random_state: int = 0, ingest: bool = True) -> dict:
     """Run the whole benchmark at ``scale``; writes ``<out_dir>/<scale>.json|.md``."""
     if scale not in SCALE_NAMES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALE_NAMES)}")
@@ -549,14 +549,18 @@ def run(scale: str, *, out_dir: str | Path = "artifacts/bench",
                                f"{platform.python_version()}",
                     "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     workdir = out_dir / f"{scale}-work"
-    result["ingest_sqlite"] = bench_ingest("sqlite", anime_csv, rating_csv, workdir)
-    result["ingest_postgresql"] = bench_ingest("postgresql", anime_csv, rating_csv, workdir)
+    skipped = {"status": "unavailable", "why": "skipped (--no-ingest)"}
+    result["ingest_sqlite"] = (bench_ingest("sqlite", anime_csv, rating_csv, workdir)
+                               if ingest else dict(skipped))
+    result["ingest_postgresql"] = (bench_ingest("postgresql", anime_csv, rating_csv, workdir)
+                                   if ingest else dict(skipped))
 
     print(f"building at scale {scale} ...", flush=True)
     engine, result["build"] = build(anime_csv, rating_csv, params)
     print(json.dumps(result["build"]), flush=True)
-    result["warm_load"] = bench_warm_load(params, workdir,
-                                          result["ingest_sqlite"].get("database_url"))
+    result["warm_load"] = (bench_warm_load(params, workdir,
+                                           result["ingest_sqlite"].get("database_url"))
+                           if ingest else dict(skipped))
 
     users = sample_users(engine, n_users, random_state)
     print(f"recommend latency over {len(users)} users ...", flush=True)

@@ -299,6 +299,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     cands = [int(x) for x in args.curve_candidates.split(",")] if args.curve_candidates else None
     result = run(args.scale, out_dir=args.out, data_root=args.data_root, n_users=args.users,
                  params=params, curve=not args.no_curve, dims=dims, candidates=cands,
+                 ingest=not args.no_ingest,
                  random_state=args.seed)
     print((__import__("pathlib").Path(args.out) / f"{args.scale}.md").read_text())
     missed = [k for k, t in result["targets"].items() if t["met"] is False]
@@ -326,6 +327,8 @@ def add_scale_commands(sub) -> None:
     bench.add_argument("--n-candidates", type=int, default=None)
     bench.add_argument("--ef", type=int, default=None, help="override hnswlib ef")
     bench.add_argument("--no-curve", action="store_true", help="skip the recall/latency curve")
+    bench.add_argument("--no-ingest", action="store_true",
+                       help="skip the database ingest and warm-start steps")
     bench.add_argument("--curve-dims", default=None, help="e.g. 32,64,128")
     bench.add_argument("--curve-candidates", default=None, help="e.g. 100,200,400")
     bench.add_argument("--seed", type=int, default=0)
