@@ -204,6 +204,9 @@ def test_dashboard_end_to_end(browser, tmp_path):
         wait_text(page, "Saved as user")
         new_id = int(re.search(r"Saved as user (\d+)",
                                page.get_by_text("Saved as user").first.inner_text()).group(1))
+        # The save reruns the page; a click on a button that the rerun is about to
+        # replace can be lost, so wait for the run to finish first.
+        wait_idle(page)
         page.get_by_role("button", name=f"Open user {new_id}").click()
         wait_text(page, f"Top 10 for user {new_id} ")
 
