@@ -105,3 +105,20 @@ def test_from_settings_builds_loads_and_rebuilds_a_damaged_cache(tiny_settings):
     changed = replace(tiny_settings, params=replace(tiny_settings.params, n_candidates=30))
     assert RecommenderEngine.from_settings(changed).build_info["index"] == "built"
     first.database.dispose()
+
+
+def test_a_warm_start_loads_every_model_instead_of_fitting(tiny_settings):
+    from recommender.profiling import PROFILER
+
+    cold = RecommenderEngine.from_settings(tiny_settings)
+    assert cold.build_info["index"] == "built"
+    PROFILER.clear()
+    warm = RecommenderEngine.from_settings(tiny_settings)
+    assert warm.build_info["index"] == "loaded"
+    assert warm.build_info["models_loaded"] == ["content", "ease", "mf"]
+    fitted = {r.stage for r in PROFILER.records()} & {"content", "mf fit", "ease fit",
+                                                      "user-user fit"}
+    assert not fitted
+    for algorithm in ("content", "mf", "ease", "blend", "hybrid"):
+        assert (warm.recommend(4, algorithm=algorithm, n=5)["anime_id"].tolist()
+                == cold.recommend(4, algorithm=algorithm, n=5)["anime_id"].tolist())
