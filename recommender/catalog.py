@@ -58,7 +58,8 @@ def clean_anime(frame: pd.DataFrame, *, source: str = "anime frame") -> pd.DataF
     if bad.any():
         line = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataFormatError(
-            f"{source}: line {line + 2}: anime_id {frame['anime_id'].iloc[line]!r} is not an integer"
+            f"{source}: line {line + 2}: anime_id {frame['anime_id'].iloc[line]!r} "
+            "is not an integer"
         )
     out = pd.DataFrame({"anime_id": ids.astype(np.int64)})
     if out["anime_id"].duplicated().any():

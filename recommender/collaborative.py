@@ -281,7 +281,8 @@ class UserKNN:
         mean = np.divide(like_sum, support, out=np.zeros_like(like_sum), where=support > 0)
         return Scores(
             values.astype(np.float32), self.name,
-            details={"support": support.astype(np.int32), "neighbour_mean": mean.astype(np.float32)},
+            details={"support": support.astype(np.int32),
+                     "neighbour_mean": mean.astype(np.float32)},
             context={"neighbours": neigh, "sub": sub, "liked_mask": liked},
         )
 

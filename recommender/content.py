@@ -130,7 +130,8 @@ class ContentTfidf:
     def explain(self, profile: UserProfile, item_idx: np.ndarray, scores: Scores) -> Explanation:
         seeds = scores.context.get("seeds")
         if seeds is None or len(seeds) == 0 or len(item_idx) == 0:
-            return Explanation(["similar genres"] * len(item_idx), {"because_idx": [None] * len(item_idx)})
+            return Explanation(["similar genres"] * len(item_idx),
+                               {"because_idx": [None] * len(item_idx)})
         sims = (self.features_[item_idx] @ self.features_[seeds].T).toarray()
         best = seeds[np.argmax(sims, axis=1)]
         reasons, because = [], []

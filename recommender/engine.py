@@ -116,7 +116,8 @@ class RecommenderEngine:
             items = IdIndex(anime["anime_id"].to_numpy(np.int64))
             unknown = items.numbers(ratings["anime_id"].to_numpy()) < 0
             if unknown.any():
-                _log.warning("dropping %d ratings of anime not in the catalogue", int(unknown.sum()))
+                _log.warning("dropping %d ratings of anime not in the catalogue",
+                             int(unknown.sum()))
                 ratings = ratings[~unknown]
             users = IdIndex.from_ids(ratings["user_id"].to_numpy())
             matrix = matrix_from_frame(ratings, users, items)
@@ -303,7 +304,8 @@ class RecommenderEngine:
 
     def anime_frame(self, item_idx: Iterable[int]) -> pd.DataFrame:
         """Catalogue rows for positions, in the given order."""
-        return self._data.anime.iloc[np.asarray(list(item_idx), dtype=np.int64)].reset_index(drop=True)
+        positions = np.asarray(list(item_idx), dtype=np.int64)
+        return self._data.anime.iloc[positions].reset_index(drop=True)
 
     def anime_by_id(self, anime_ids: Iterable[int]) -> pd.DataFrame:
         """Catalogue rows for known ``anime_ids`` (unknown ids are left out)."""
@@ -369,7 +371,8 @@ class RecommenderEngine:
         if isinstance(liked, Mapping):
             raw = list(liked.items())
         elif isinstance(liked, (str, bytes)) or not isinstance(liked, Iterable):
-            raise InvalidParameterError("liked must be a mapping {anime_id: rating} or a list of ids")
+            raise InvalidParameterError(
+                "liked must be a mapping {anime_id: rating} or a list of ids")
         else:
             raw = [(x, None) for x in liked]
         if not raw:
@@ -382,11 +385,13 @@ class RecommenderEngine:
                 try:
                     anime_id = int(str(anime_id).strip())
                 except ValueError:
-                    raise InvalidParameterError(f"anime id {anime_id!r} is not a whole number") from None
+                    raise InvalidParameterError(
+                        f"anime id {anime_id!r} is not a whole number") from None
             if rating is None:
                 value = LIKED_RATING
             elif isinstance(rating, bool) or not isinstance(rating, Real):
-                raise InvalidParameterError(f"rating {rating!r} of anime {anime_id} is not a number")
+                raise InvalidParameterError(
+                    f"rating {rating!r} of anime {anime_id} is not a number")
             else:
                 value = float(rating)
                 if math.isnan(value) or not (value == -1 or 1 <= value <= 10):
@@ -415,7 +420,8 @@ class RecommenderEngine:
             allowed &= ~self._genre_adult
         return allowed
 
-    def rank(self, chain: list[Scores], n: int, allowed: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    def rank(self, chain: list[Scores], n: int,
+             allowed: np.ndarray) -> tuple[np.ndarray, list[int]]:
         """Top ``n`` from the first scores in ``chain``, filled up from the next ones.
 
         Returns positions and, per position, the index in ``chain`` that supplied it.

@@ -45,9 +45,13 @@ def test_contract_for_a_what_if_list(tiny_engine, algorithm):
 
 
 def test_what_if_users_never_change_the_engine(tiny_engine, algorithm):
-    before = (tiny_engine.data.ratings.nnz, len(tiny_engine.user_ids()), len(tiny_engine.knn.index_))
+    def state():
+        return (tiny_engine.data.ratings.nnz, len(tiny_engine.user_ids()),
+                len(tiny_engine.knn.index_))
+
+    before = state()
     tiny_engine.recommend(liked={3: 10}, algorithm=algorithm, n=3)
-    after = (tiny_engine.data.ratings.nnz, len(tiny_engine.user_ids()), len(tiny_engine.knn.index_))
+    after = state()
     assert before == after
 
 

@@ -25,7 +25,8 @@ def test_tune_page_draws_curves_best_weights_and_the_table(monkeypatch, tmp_path
     current = f"current {EngineParams().hybrid_weight:.2f}"  # the slider starts at the default
     assert any(current in a.get("text", "") for a in curve["layout"]["annotations"])
     table = at.dataframe[-1].value
-    assert len(table) == (len(WEIGHTS) + len(ALGORITHMS)) * 3 and {"ndcg", "coverage", "novelty"} <= set(table.columns)
+    assert len(table) == (len(WEIGHTS) + len(ALGORITHMS)) * 3
+    assert {"ndcg", "coverage", "novelty"} <= set(table.columns)
     assert len(list(tmp_path.glob("*.json"))) == 1  # computed once, cached on disk
 
     at.slider[0].set_value(0.9).run()  # moving the weight only redraws
