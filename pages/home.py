@@ -12,10 +12,10 @@ version = app_state.engine_version(engine)
 
 st.title("Anime Hybrid Recommender")
 st.markdown(
-    "Recommends anime from real ratings and says **why**. Three algorithms: "
-    "**user-user** collaborative filtering (people who rate like you), **content** "
-    "(genres, synopsis and type of what you liked) and a **hybrid** blend of the two, "
-    "with the collaborative share set by a slider."
+    "Recommends anime from real ratings and says **why**: **user-user** collaborative "
+    "filtering (people who rate like you), **content** (genres, synopsis and type of what "
+    "you liked), the learned models **EASE** and **matrix factorisation**, and a **hybrid** "
+    "of a collaborative part with content, its share set by a slider."
 )
 with st.expander("How to use it", expanded=True):
     st.markdown(

@@ -39,8 +39,13 @@ def open_neighbour(table_key: str, user_ids: list[int]) -> None:
 
 
 st.title("Neighbours")
-st.caption("Similarity is the cosine between two users' centred ratings (each rating minus "
-           "the user's shrunk mean), over the anime both rated; -1 (watched) counts as 0.")
+if engine.params.centre_ratings:
+    st.caption("Similarity is the cosine between two users' centred ratings (each rating "
+               "minus the user's shrunk mean), over the anime both rated; -1 (watched) "
+               "counts as 0.")
+else:
+    st.caption("Similarity is the cosine between two users' rating rows (1-10; -1, watched "
+               "but not rated, counts as 0): high when they rated the same anime alike.")
 c1, c2, c3 = st.columns([3, 1, 3], vertical_alignment="bottom")
 user_id = int(c1.number_input("User id", min_value=0, step=1, format="%d", key="nb_user"))
 c2.button("Random user", icon=":material/casino:", on_click=pick_random_user,
