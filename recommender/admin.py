@@ -108,6 +108,7 @@ def delete_app_users(engine: RecommenderEngine, key, progress=None
             app_users = sa.select(db.User.user_id).where(db.User.source == "app")
             conn.execute(sa.delete(db.Rating).where(db.Rating.user_id.in_(app_users)))
             deleted = conn.execute(sa.delete(db.User).where(db.User.source == "app")).rowcount
+            db.bump_revision(conn)
     except sa.exc.SQLAlchemyError as exc:
         raise db.database_error(settings.database_url, "app users were not deleted",
                                 exc) from None

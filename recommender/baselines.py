@@ -22,11 +22,12 @@ class Popularity:
         self.like_threshold = like_threshold
 
     def fit(self, data: TrainingData) -> Self:
-        matrix = data.ratings.tocsc()
+        matrix = data.ratings
         n_items = matrix.shape[1]
-        col = np.repeat(np.arange(n_items), np.diff(matrix.indptr))
-        likes = np.bincount(col, weights=matrix.data >= self.like_threshold, minlength=n_items)
-        watched = np.bincount(col, minlength=n_items).astype(np.float64)
+        # Column counts straight from the CSR's column indices (no CSC copy).
+        likes = np.bincount(matrix.indices[matrix.data >= self.like_threshold],
+                            minlength=n_items)
+        watched = np.bincount(matrix.indices, minlength=n_items).astype(np.float64)
         values = likes + watched / (watched.max() + 1.0)
         self.likes_ = likes.astype(np.int64)
         self.watched_ = watched.astype(np.int64)
@@ -51,7 +52,7 @@ class RandomScorer:
         self.random_state = random_state
 
     def fit(self, data: TrainingData) -> Self:
-        self.rated_ = np.diff(data.ratings.tocsc().indptr) > 0
+        self.rated_ = np.bincount(data.ratings.indices, minlength=data.ratings.shape[1]) > 0
         return self
 
     def score(self, profile: UserProfile) -> Scores:

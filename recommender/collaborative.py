@@ -130,12 +130,18 @@ class UserKNN:
         return svd.components_.astype(np.float32)  # (dim, n_items)
 
     def restore(self, data: TrainingData, *, mean: float, components: np.ndarray,
-                vectors: np.ndarray, index: AnnIndex) -> Self:
-        """Adopt persisted vectors and index instead of fitting (see ``persistence``)."""
+                vectors: np.ndarray, index: AnnIndex,
+                similarity: sp.csr_matrix | None = None) -> Self:
+        """Adopt persisted vectors and index instead of fitting (see ``persistence``).
+
+        ``similarity`` is the persisted :func:`similarity_rows` of ``data``;
+        without it they are recomputed.
+        """
         self.mean_ = mean
         self.components_ = components
-        similarity = similarity_rows(data.ratings, mean=mean, damping=self.damping,
-                                     centre=self.centre)
+        if similarity is None:
+            similarity = similarity_rows(data.ratings, mean=mean, damping=self.damping,
+                                         centre=self.centre)
         self._state = _State(data.ratings, similarity, vectors)
         self.postings_ = similarity.tocsc()
         self.index_ = index

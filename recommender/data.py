@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -230,6 +231,12 @@ def count_rows(engine: sa.Engine) -> dict[str, int]:
                 for t in (Anime, User, Rating)}
 
 
+def count_anime(engine: sa.Engine) -> int:
+    """How many anime the catalogue has (0 for a new, empty database)."""
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(Anime)).scalar_one())
+
+
 def load_anime(engine: sa.Engine) -> pd.DataFrame:
     """The catalogue as the engine expects it (``catalog.CATALOGUE_COLUMNS``, typed).
 
@@ -299,3 +306,35 @@ def set_meta(conn: sa.Connection, key: str, value: str) -> None:
 def get_meta(engine: sa.Engine, key: str) -> str | None:
     with engine.connect() as conn:
         return conn.execute(sa.select(Meta.value).where(Meta.key == key)).scalar()
+
+
+# --------------------------------------------------------------------------- revision
+#: Meta key of the data revision: a random token replaced by every write that can
+#: change rows an on-disk cache already covers (ingest, deleting users). New users
+#: get ids above every cached one, so adding them leaves the revision alone.
+REVISION_KEY = "data_revision"
+
+
+def bump_revision(conn: sa.Connection) -> str:
+    """Give the data a new revision inside the caller's write transaction; returns it."""
+    revision = uuid.uuid4().hex
+    set_meta(conn, REVISION_KEY, revision)
+    return revision
+
+
+def data_revision(engine: sa.Engine) -> str:
+    """The data's current revision; one is created for a database that has none yet."""
+    with engine.connect() as conn:
+        revision = conn.execute(sa.select(Meta.value).where(Meta.key == REVISION_KEY)).scalar()
+    if revision is None:
+        with write_transaction(engine) as conn:
+            revision = conn.execute(
+                sa.select(Meta.value).where(Meta.key == REVISION_KEY)).scalar()
+            if revision is None:
+                revision = bump_revision(conn)
+    return str(revision)
+
+
+def count_ratings(conn: sa.Connection) -> int:
+    """How many ratings there are (SQLite counts its primary-key B-tree without decoding rows)."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(Rating)).scalar_one())

@@ -78,17 +78,24 @@ class RecommenderEngine:
     collaborative_algorithms: tuple[str, ...] = ("user-user",)
 
     def __init__(self, data: TrainingData, params: EngineParams,
-                 scorers: Mapping[str, Scorer]):
+                 scorers: Mapping[str, Scorer], search: TitleSearch | None = None):
         self.params = params
         self._data = data
         self._scorers = dict(scorers)
         self._write_lock = threading.Lock()
         anime = data.anime
         self._genre_adult = anime["genre"].fillna("").str.contains(ADULT_GENRE).to_numpy()
-        self.search_index = TitleSearch(anime)
+        self.search_index = search if search is not None else TitleSearch(anime)
+        # Catalogue columns as arrays, for building result frames without pandas
+        # indexing on every request.
+        self._catalogue = {column: anime[column].to_numpy()
+                           for column in ("anime_id", "name", "english_name", "type",
+                                          "episodes", "genre", "rating", "members")}
         popularity = self._scorers["popularity"]
         self._tie_break = popularity.values_.astype(np.float64)  # type: ignore[attr-defined]
         self.build_info: dict = {}
+        #: The database revision the data was read at (``service``; None in memory).
+        self.data_revision: str | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -126,11 +133,13 @@ class RecommenderEngine:
     @classmethod
     def fit(cls, data: TrainingData, params: EngineParams,
             knn: UserKNN | None = None,
-            models: Mapping[str, Scorer] | None = None) -> RecommenderEngine:
+            models: Mapping[str, Scorer] | None = None,
+            search: TitleSearch | None = None) -> RecommenderEngine:
         """Fit every scorer on ``data``; a restored ``knn`` and ``models`` are used as is.
 
         ``models`` maps scorer names ("content", "mf", "ease") to fitted scorers,
         e.g. read back from the on-disk cache; the rest are fitted here.
+        ``search`` is a title index already built over ``data.anime``.
         """
         scorers: dict[str, Scorer] = {}
         with PROFILER.stage("popularity"):
@@ -150,7 +159,7 @@ class RecommenderEngine:
             with PROFILER.stage("user-user fit", memory=True):
                 knn = cls.make_knn(params).fit(data)
         scorers["user-user"] = knn
-        engine = cls(data, params, scorers)
+        engine = cls(data, params, scorers, search)
         if params.use_models:
             engine._fit_models(restored)
         return engine
@@ -543,16 +552,18 @@ class RecommenderEngine:
     def _frame(self, profile: UserProfile, items: np.ndarray, source: list[int],
                chain: list[Scores], parts: dict[str, Scores], weight: float,
                algorithm: str) -> pd.DataFrame:
-        anime = self.anime_frame(items)
+        # Columns are gathered in a dict and the frame is built once: adding
+        # columns one by one to a DataFrame costs more than the scoring.
+        catalogue = self._catalogue
         scores = np.array([chain[s].values[i] for s, i in zip(source, items)], dtype=np.float64)
-        frame = pd.DataFrame({
+        columns: dict[str, object] = {
             "rank": np.arange(1, len(items) + 1),
-            "anime_id": anime["anime_id"].to_numpy(),
-            "name": anime["name"].to_numpy(),
-            "english_name": anime["english_name"].to_numpy(),
+            "anime_id": catalogue["anime_id"][items],
+            "name": catalogue["name"][items],
+            "english_name": catalogue["english_name"][items],
             "score": scores.astype(np.float32),
             "source": [chain[s].method for s in source],
-        })
+        }
         reasons: list[list[str]] = [[] for _ in items]
         # Explain each row by every part that had evidence for it.
         explainers = [(name, s) for name, s in parts.items()]
@@ -568,39 +579,40 @@ class RecommenderEngine:
             explained: Explanation = self._scorers[name].explain(profile, items[has], s)
             for row, text in zip(np.flatnonzero(has), explained.reasons):
                 reasons[row].append(text)
-            self._add_columns(frame, name, has, explained)
+            columns.update(self._explanation_columns(len(items), has, explained))
             if name in ("user-user", "content") and name in s.method:
                 for key, values in s.details.items():
-                    frame[key] = values[items]
+                    columns[key] = values[items]
         if algorithm == "hybrid":
             for key, values in chain[0].details.items():
-                frame[key] = values[items].astype(np.float32)
-        frame["reason"] = ["; ".join(r) if r else "" for r in reasons]
+                columns[key] = values[items].astype(np.float32)
+        columns["reason"] = ["; ".join(r) if r else "" for r in reasons]
         for column, target in (("type", "type"), ("episodes", "episodes"), ("genre", "genre"),
                                ("rating", "community_rating"), ("members", "members")):
-            frame[target] = anime[column].to_numpy()
-        return frame
+            columns[target] = catalogue[column].take(items)
+        return pd.DataFrame(columns)
 
-    def _add_columns(self, frame: pd.DataFrame, name: str, has: np.ndarray,
-                     explained: Explanation) -> None:
+    def _explanation_columns(self, n_rows: int, has: np.ndarray,
+                             explained: Explanation) -> dict[str, object]:
         users, items = self._data.users.ids, self._data.items.ids
+        names = self._catalogue["name"]
+        columns: dict[str, object] = {}
         for key, values in explained.columns.items():
-            full: list = [[] if key == "neighbour_idx" else None for _ in range(len(frame))]
+            full: list = [[] if key == "neighbour_idx" else None for _ in range(n_rows)]
             for row, value in zip(np.flatnonzero(has), values):
                 full[row] = value
             if key == "neighbour_idx":
-                frame["neighbours"] = [[int(users[u]) for u in v] for v in full]
+                columns["neighbours"] = [[int(users[u]) for u in v] for v in full]
             elif key == "because_items":  # learned models: the user's top contributors
-                names = self._data.anime["name"].to_numpy()
-                frame["because_anime_ids"] = [[int(items[i]) for i in v or []] for v in full]
-                frame["because_names"] = [[str(names[i]) for i in v or []] for v in full]
+                columns["because_anime_ids"] = [[int(items[i]) for i in v or []] for v in full]
+                columns["because_names"] = [[str(names[i]) for i in v or []] for v in full]
             elif key == "because_idx":
-                frame["because_anime_id"] = pd.array(
+                columns["because_anime_id"] = pd.array(
                     [None if v is None else int(items[v]) for v in full], dtype="Int64")
-                names = self._data.anime["name"].to_numpy()
-                frame["because_name"] = [None if v is None else names[v] for v in full]
+                columns["because_name"] = [None if v is None else names[v] for v in full]
             else:
-                frame[key] = full
+                columns[key] = full
+        return columns
 
     # ------------------------------------------------------------------ neighbours
     def _neighbours(self, user_id, liked, k, exact) -> tuple[UserProfile, Neighbours]:
@@ -646,16 +658,17 @@ class RecommenderEngine:
         """
         limit = _positive_int(limit, "limit", MAX_N)
         hits = self.search_index.search(query, limit)
-        anime = self.anime_frame(hits["item_idx"])
+        items = hits.item_idx
+        catalogue = self._catalogue
         return pd.DataFrame({
-            "anime_id": anime["anime_id"].to_numpy(),
-            "name": anime["name"].to_numpy(),
-            "english_name": anime["english_name"].to_numpy(),
-            "matched_title": hits["matched_title"].to_numpy(),
-            "matched_on": hits["matched_on"].to_numpy(),
-            "match_score": hits["match_score"].to_numpy(),
-            "type": anime["type"].to_numpy(),
-            "members": anime["members"].to_numpy(),
+            "anime_id": catalogue["anime_id"][items],
+            "name": catalogue["name"][items],
+            "english_name": catalogue["english_name"][items],
+            "matched_title": hits.matched_title,
+            "matched_on": hits.matched_on,
+            "match_score": hits.match_score,
+            "type": catalogue["type"][items],
+            "members": catalogue["members"][items],
         })
 
     def resolve_title(self, title: str) -> int:

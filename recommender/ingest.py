@@ -32,7 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from tqdm.auto import tqdm
 
 from .catalog import ANIME_COLUMNS, CATALOGUE_COLUMNS, RATING_COLUMNS, clean_anime
-from .data import Anime, Rating, User, count_rows, set_meta, write_transaction
+from .data import Anime, Rating, User, bump_revision, count_rows, set_meta, write_transaction
 from .errors import DataFormatError
 
 _log = logging.getLogger(__name__)
@@ -327,6 +327,7 @@ def ingest(engine: sa.Engine, anime: str | Path | pd.DataFrame | None = None,
             "at": now.isoformat(), "anime": None if anime is None else str(
                 "<frame>" if isinstance(anime, pd.DataFrame) else anime),
             "ratings": None if ratings is None else str(ratings), "rows": n_rows}))
+        bump_revision(conn)
     after = count_rows(engine)
     report = IngestReport(
         anime_added=after["anime"] - before["anime"],

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from rapidfuzz import fuzz, process, utils
 from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -19,6 +22,25 @@ _TITLE_COLUMNS = ("name", "english_name", "japanese_name")
 SHORTLIST = 400
 
 
+@dataclass(frozen=True, eq=False)
+class SearchHits:
+    """Matches of one query, best first, one per anime."""
+
+    item_idx: np.ndarray       # int64 catalogue positions
+    matched_title: np.ndarray  # object: the best-matching title variant
+    matched_on: np.ndarray     # object: its column ("name", "english_name", "japanese_name")
+    match_score: np.ndarray    # float64: fuzzy score 0-100 of that variant
+    rank_score: np.ndarray     # float64: match_score plus the popularity bonus (the order)
+
+    @classmethod
+    def empty(cls) -> SearchHits:
+        none = np.zeros(0, dtype=object)
+        return cls(np.zeros(0, np.int64), none, none, np.zeros(0), np.zeros(0))
+
+    def __len__(self) -> int:
+        return len(self.item_idx)
+
+
 class TitleSearch:
     """Fuzzy autocomplete over every title variant of the catalogue.
 
@@ -28,7 +50,8 @@ class TitleSearch:
     popular exact title ranks before an obscure partial match.
     """
 
-    def __init__(self, anime: pd.DataFrame, popularity_bonus: float = 8.0):
+    def __init__(self, anime: pd.DataFrame, popularity_bonus: float = 8.0, *,
+                 state: dict | None = None):
         titles, owners, columns = [], [], []
         for column in _TITLE_COLUMNS:
             if column not in anime:
@@ -44,25 +67,84 @@ class TitleSearch:
         self.columns = np.array(columns, dtype=object)
         self.processed = [utils.default_process(t) for t in titles]
         self.lengths = np.array([len(t) for t in self.processed], dtype=np.int64)
-        # Character 2-3-grams within words: robust to typos and word order, and
-        # Japanese titles get n-grams too.
-        self._ngrams = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3), lowercase=False,
-                                       dtype=np.float32)
-        title_ngrams = self._ngrams.fit_transform(self.processed) if self.processed else None
-        # Column-major copy: a query touches only its own n-grams' postings.
-        self._postings = None if title_ngrams is None else title_ngrams.tocsc()
+        if state is not None:
+            self._restore(state)
+        elif self.processed:
+            # Character 2-3-grams within words: robust to typos and word order, and
+            # Japanese titles get n-grams too.
+            ngrams = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3), lowercase=False,
+                                     dtype=np.float32)
+            title_ngrams = ngrams.fit_transform(self.processed)
+            vocabulary = np.empty(len(ngrams.vocabulary_), dtype=object)
+            for gram, column in ngrams.vocabulary_.items():
+                vocabulary[column] = gram
+            self._vocabulary = vocabulary.astype(str)
+            self._idf = ngrams.idf_.astype(np.float32)
+            # Column-major copy: a query touches only its own n-grams' postings.
+            self._postings = title_ngrams.tocsc()
+        else:
+            self._vocabulary, self._idf, self._postings = np.zeros(0, str), None, None
+        self._lookup = {str(gram): j for j, gram in enumerate(self._vocabulary)}
         members = anime["members"].fillna(0).to_numpy(np.float64) if "members" in anime else None
         if members is None or members.max() <= 0:
             self.bonus = np.zeros(len(anime))
         else:
             self.bonus = popularity_bonus * np.log1p(members) / np.log1p(members.max())
 
-    def search(self, query: str, limit: int = 10) -> pd.DataFrame:
-        """Best matches first: ``item_idx``, ``matched_title``, ``matched_on``, ``match_score``.
+    # -- persistence (see recommender.persistence) --------------------------------------
+    def state_dict(self) -> dict:
+        """The fitted n-gram index as arrays (the titles are re-read from the catalogue)."""
+        if self._postings is None:
+            return {"n_titles": 0}
+        post = self._postings
+        return {"n_titles": len(self.processed), "vocabulary": self._vocabulary,
+                "idf": self._idf, "indptr": post.indptr, "indices": post.indices,
+                "data": post.data}
 
-        ``match_score`` is the fuzzy score (0-100) of the best title variant;
-        ``rank_score`` adds the popularity bonus used for ordering.
+    def _restore(self, state: dict) -> None:
+        n_titles = int(state["n_titles"])
+        if n_titles != len(self.processed):
+            raise ValueError("the saved title index is of another catalogue")
+        if n_titles == 0:
+            self._vocabulary, self._idf, self._postings = np.zeros(0, str), None, None
+            return
+        vocabulary = np.asarray(state["vocabulary"])
+        if vocabulary.dtype.kind != "U" or len(state["idf"]) != len(vocabulary):
+            raise ValueError("the saved title index is malformed")
+        self._vocabulary, self._idf = vocabulary, np.asarray(state["idf"], dtype=np.float32)
+        self._postings = sp.csc_matrix(
+            (state["data"], state["indices"], state["indptr"]), shape=(n_titles, len(vocabulary)))
+
+    @classmethod
+    def from_state(cls, anime: pd.DataFrame, state: dict) -> TitleSearch:
+        return cls(anime, state=state)
+
+    def _query_ngrams(self, cleaned: str) -> tuple[np.ndarray, np.ndarray]:
+        """Known n-gram columns of ``cleaned`` and their L2-normalised TF-IDF weights.
+
+        The same n-grams as the fitted ``char_wb`` analyser (each word padded with
+        one space, 2- and 3-grams) without a vectoriser call, which would cost
+        more than the rest of the search.
         """
+        counts: dict[int, int] = {}
+        lookup = self._lookup
+        for word in cleaned.split():
+            padded = f" {word} "
+            for n in (2, 3):
+                for start in range(max(1, len(padded) - n + 1)):
+                    column = lookup.get(padded[start:start + n])
+                    if column is not None:
+                        counts[column] = counts.get(column, 0) + 1
+        if not counts:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        columns = np.fromiter(counts, dtype=np.int64, count=len(counts))
+        weights = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+        weights *= self._idf[columns]
+        weights /= np.sqrt(np.dot(weights, weights))
+        return columns, weights
+
+    def search(self, query: str, limit: int = 10) -> SearchHits:
+        """Best matches first (see :class:`SearchHits`)."""
         if not isinstance(query, str):
             raise InvalidParameterError("search query must be text")
         if len(query) > MAX_QUERY_LENGTH:
@@ -72,11 +154,7 @@ class TitleSearch:
         if limit <= 0:
             raise InvalidParameterError("limit must be a positive number")
         cleaned = utils.default_process(query)
-        empty = pd.DataFrame({"item_idx": pd.Series(dtype=np.int64),
-                              "matched_title": pd.Series(dtype=object),
-                              "matched_on": pd.Series(dtype=object),
-                              "match_score": pd.Series(dtype=np.float64),
-                              "rank_score": pd.Series(dtype=np.float64)})
+        empty = SearchHits.empty()
         if not cleaned:
             return empty
         shortlist = self._shortlist(cleaned)
@@ -87,12 +165,12 @@ class TitleSearch:
         # ("naruto" -> "Naruto: Shippuuden") but also lets a short title hide
         # inside a long query ("K-On!" inside "attack on titan"). A title much
         # shorter than the query is therefore scored as a whole-string match.
-        weighted = process.cdist([cleaned], processed, scorer=fuzz.WRatio,
-                                 processor=None, dtype=np.uint8)[0]
-        whole = process.cdist([cleaned], processed, scorer=fuzz.ratio,
-                              processor=None, dtype=np.uint8)[0]
-        short = self.lengths[shortlist] < 0.75 * len(cleaned)
-        scores = np.where(short, whole, weighted).astype(np.float64)
+        scores = process.cdist([cleaned], processed, scorer=fuzz.WRatio,
+                               processor=None, dtype=np.uint8)[0].astype(np.float64)
+        short = np.flatnonzero(self.lengths[shortlist] < 0.75 * len(cleaned))
+        if len(short):
+            scores[short] = process.cdist([cleaned], [processed[i] for i in short],
+                                          scorer=fuzz.ratio, processor=None, dtype=np.uint8)[0]
         keep = scores >= 55
         if not keep.any():
             return empty
@@ -106,13 +184,9 @@ class TitleSearch:
         best = order[first]
         rank = scores[best] + self.bonus[items[best]]
         best = best[np.lexsort((items[best], -rank))][:limit]
-        return pd.DataFrame({
-            "item_idx": items[best],
-            "matched_title": self.titles[positions[best]],
-            "matched_on": self.columns[positions[best]],
-            "match_score": scores[best],
-            "rank_score": scores[best] + self.bonus[items[best]],
-        })
+        return SearchHits(item_idx=items[best], matched_title=self.titles[positions[best]],
+                          matched_on=self.columns[positions[best]], match_score=scores[best],
+                          rank_score=scores[best] + self.bonus[items[best]])
 
     def _shortlist(self, cleaned: str) -> np.ndarray:
         """Positions of the titles sharing the most character n-grams with the query.
@@ -123,14 +197,14 @@ class TitleSearch:
         """
         if self._postings is None:
             return np.zeros(0, dtype=np.int64)
-        query = self._ngrams.transform([cleaned])
-        if query.nnz == 0:
+        columns, query_weights = self._query_ngrams(cleaned)
+        if not len(columns):
             # No known n-gram (e.g. one character): fall back to every title.
             return np.arange(len(self.processed))
         post = self._postings
-        spans = [(post.indptr[j], post.indptr[j + 1]) for j in query.indices]
+        spans = [(post.indptr[j], post.indptr[j + 1]) for j in columns]
         rows = np.concatenate([post.indices[a:b] for a, b in spans])
-        weights = np.concatenate([post.data[a:b] * w for (a, b), w in zip(spans, query.data)])
+        weights = np.concatenate([post.data[a:b] * w for (a, b), w in zip(spans, query_weights)])
         n_titles = len(self.processed)
         cosine = np.bincount(rows, weights=weights, minlength=n_titles)
         contained = np.bincount(rows, minlength=n_titles) + 1e-3 * cosine

@@ -34,6 +34,7 @@ from .errors import IndexCacheError, InvalidParameterError
 from .matrix import IdIndex, build_rating_matrix
 from .persistence import ModelCache
 from .profiling import PROFILER
+from .search import TitleSearch
 
 if TYPE_CHECKING:
     from .engine import RecommenderEngine
@@ -44,6 +45,8 @@ Progress = Callable[[str, float], None]
 #: Key of the PostgreSQL advisory lock that serialises user-id allocation.
 USER_ID_LOCK = 0x616E6972  # "anir"
 USER_SOURCES = ("dataset", "app")
+#: Cache entry of the title search index (saved beside the models).
+SEARCH = "search"
 
 
 def _noop(stage: str, fraction: float) -> None:
@@ -80,9 +83,8 @@ def _build(database: sa.Engine, settings: Settings, progress: Progress, rebuild:
     db.create_tables(database)
     info["dialect"] = database.dialect.name
 
-    counts = db.count_rows(database)
     info["ingest_seconds"] = 0.0
-    if counts["anime"] == 0:
+    if db.count_anime(database) == 0:
         from .ingest import ingest_bundled
 
         progress("ingest", 0.05)
@@ -93,45 +95,68 @@ def _build(database: sa.Engine, settings: Settings, progress: Progress, rebuild:
 
     progress("load", 0.5)
     t0 = time.perf_counter()
+    cache = ModelCache(settings.cache_dir)
+    params = settings.params
+    watermark = None if rebuild else cache.watermark()
+    if watermark is not None:
+        cache.prefetch()
     with PROFILER.stage("load", memory=False):
+        # Read before the ratings: a change after this point makes the saved
+        # revision stale, so the next start re-reads instead of trusting it.
+        revision = db.data_revision(database)
         anime = db.load_anime(database)
-        ratings = db.load_ratings(database)
+        data, newer = None, None
+        if watermark is not None:
+            data, newer = _cached_data(database, cache, anime, revision, watermark, info)
+        ratings = None
+        if data is None:
+            ratings = db.load_ratings(database)
     info["load_seconds"] = time.perf_counter() - t0
 
     progress("index", 0.6)
     t0 = time.perf_counter()
-    cache = ModelCache(settings.cache_dir)
-    params = settings.params
     engine = None
-    watermark = None if rebuild else cache.watermark()
     if watermark is not None:
-        base = ratings[ratings["user_id"] <= watermark]
-        data = engine_class.training_data(anime, base)
+        if data is None:
+            data = engine_class.training_data(anime, ratings[ratings["user_id"] <= watermark])
+            newer = ratings[ratings["user_id"] > watermark]
         try:
+            with PROFILER.stage("title index"):
+                search = _load_search(cache, data, params, info)
             with PROFILER.stage("index load"):
                 knn = cache.load_knn(data, params)
             progress("models", 0.8)
             with PROFILER.stage("models load"):
                 models = _load_models(cache, data, params, engine_class)
-            engine = engine_class.fit(data, params, knn=knn, models=models)
+            engine = engine_class.fit(data, params, knn=knn, models=models, search=search)
             info["index"] = "loaded"
             info["models_loaded"] = sorted(models)
         except IndexCacheError as exc:
             _log.warning("rebuilding the index: %s", exc)
             info["cache_problem"] = str(exc)
+        finally:
+            cache.forget_prefetched()
     elif not rebuild and cache.manifest_path.exists():
         info["cache_problem"] = "unreadable manifest"
     if engine is None:
+        if ratings is None:
+            ratings = db.load_ratings(database)
         data = engine_class.training_data(anime, ratings)
+        del ratings
         progress("models", 0.7)
         engine = engine_class.fit(data, params)
         info["index"] = "built"
+    engine.data_revision = revision
     _attach(engine, database, settings, cache)
     caught_up = 0
     if info["index"] == "loaded":
-        caught_up = _publish(engine, ratings[ratings["user_id"] > watermark])
-    refitted = info["index"] == "loaded" and set(info["models_loaded"]) != set(engine.models)
-    if info["index"] == "built" or caught_up or refitted:
+        caught_up = _publish(engine, newer)
+    refitted = info["index"] == "loaded" and (
+        set(info["models_loaded"]) != set(engine.models) or info["search_index"] != "loaded")
+    # Models loaded, but the matrix was read from the database (an older cache, or
+    # a new revision with the same data): record the revision for the next start.
+    restamp = info["index"] == "loaded" and cache.recorded_revision() != revision
+    if info["index"] == "built" or caught_up or refitted or restamp:
         progress("save", 0.95)
         try:
             save_cache(engine)
@@ -156,7 +181,51 @@ def _attach(engine: RecommenderEngine, database: sa.Engine, settings: Settings,
 def save_cache(engine: RecommenderEngine) -> None:
     """Persist the user-user model and the other fitted models under the cache directory."""
     with engine._write_lock:
-        engine.cache.save_knn(engine.data, engine.params, engine.knn, engine.models)
+        engine.cache.save_knn(engine.data, engine.params, engine.knn,
+                              {**engine.models, SEARCH: engine.search_index},
+                              revision=getattr(engine, "data_revision", None))
+
+
+def _load_search(cache: ModelCache, data, params, info: dict) -> TitleSearch:
+    """The title index read back from the cache, or built when it cannot be read."""
+    try:
+        search = TitleSearch.from_state(data.anime, cache.load_state(SEARCH, data, params))
+        info["search_index"] = "loaded"
+    except (IndexCacheError, ValueError, KeyError, TypeError) as exc:
+        _log.info("building the title index: %s", exc)
+        search = TitleSearch(data.anime)
+        info["search_index"] = "built"
+    return search
+
+
+def _cached_data(database: sa.Engine, cache: ModelCache, anime: pd.DataFrame, revision: str,
+                 watermark: int, info: dict) -> tuple:
+    """The cached training data and the ratings of users above ``watermark``.
+
+    (None, None) when the cache's matrix no longer matches the database (its
+    revision changed, or the number of ratings up to the watermark); the
+    caller then reads every rating.
+    """
+    if cache.recorded_revision() != revision:
+        info["matrix"] = "read from the database (the data changed since the cache was saved)"
+        return None, None
+    options = ({"isolation_level": "REPEATABLE READ"} if database.dialect.name == "postgresql"
+               else {})
+    with database.connect().execution_options(**options) as conn:
+        # One snapshot for both reads (SQLite's read transaction is one already),
+        # so a user committed meanwhile is in both or in neither. A range count of
+        # the rows up to the watermark would be ten times slower on SQLite.
+        total = db.count_ratings(conn)
+        newer = db.ratings_after(conn, watermark)
+    covered = total - len(newer)
+    try:
+        data = cache.load_data(anime, revision, covered)
+    except IndexCacheError as exc:
+        _log.info("reading every rating: %s", exc)
+        info["matrix"] = f"read from the database ({exc})"
+        return None, None
+    info["matrix"] = "loaded from the cache"
+    return data, newer
 
 
 def _load_models(cache: ModelCache, data, params, engine_class) -> dict:
@@ -284,6 +353,8 @@ def _delete_user(database: sa.Engine, user_id: int) -> None:
     with db.write_transaction(database) as conn:
         conn.execute(sa.delete(db.Rating).where(db.Rating.user_id == user_id))
         conn.execute(sa.delete(db.User).where(db.User.user_id == user_id))
+        # Another process may already have cached this user.
+        db.bump_revision(conn)
 
 
 def catch_up(engine: RecommenderEngine, *, min_interval: float = 0.0) -> int:

@@ -34,8 +34,10 @@ def test_bench_tiny_writes_json_and_markdown(tmp_path, capsys):
         assert result["ingest_postgresql"]["status"] == "ok", result["ingest_postgresql"]
     assert result["warm_load"]["status"] == "ok", result["warm_load"]
     assert result["warm_load"]["index"] == "loaded"
+    assert result["warm_load"]["matrix"] == "loaded from the cache"
+    assert result["warm_load"]["peak_rss_mib"] > 0
     markdown = (out / "tiny.md").read_text()
-    assert "warm start from the cache" in markdown
+    assert "warm start: `from_settings` in a new process" in markdown
     assert "| CSR matrix |" in markdown and "Recall / latency curve" in markdown
     assert (data / "tiny" / "rating.csv").exists()
     assert "targets missed" in capsys.readouterr().out

@@ -43,7 +43,11 @@ def test_round_trip_gives_the_same_model(saved):
             restored.recommend(user, n=5)["anime_id"].tolist()
     manifest = json.loads(cache.manifest_path.read_text())
     assert set(manifest["models"]["user-user"]["files"]) == {
-        "index", "user_ids", "anime_ids", "components", "vectors"}
+        "index", "user_ids", "anime_ids", "components", "vectors",
+        "similarity_indptr", "similarity_indices", "similarity_data"}
+    assert set(manifest["models"]["data"]["files"]) == {"indptr", "indices", "data"}
+    # Restored similarity rows are the fitted ones, entry for entry.
+    assert (knn.state.similarity != engine.knn.state.similarity).nnz == 0
     assert manifest["fingerprint"]["max_user_id"] == 40
 
 
@@ -122,3 +126,54 @@ def test_a_warm_start_loads_every_model_instead_of_fitting(tiny_settings):
     for algorithm in ("content", "mf", "ease", "blend", "hybrid"):
         assert (warm.recommend(4, algorithm=algorithm, n=5)["anime_id"].tolist()
                 == cold.recommend(4, algorithm=algorithm, n=5)["anime_id"].tolist())
+
+
+def _matrix_source(engine) -> str:
+    return engine.build_info.get("matrix", "")
+
+
+def test_a_warm_start_takes_the_matrix_from_the_cache_and_new_users_from_the_database(
+        tiny_settings):
+    cold = RecommenderEngine.from_settings(tiny_settings)
+    saved = cold.add_user({3: 10, 4: 9, 21: 2})
+    warm = RecommenderEngine.from_settings(tiny_settings)
+    assert warm.build_info["index"] == "loaded"
+    assert _matrix_source(warm) == "loaded from the cache"
+    assert warm.build_info["users_caught_up"] == 1 and warm.has_user(saved)
+    assert (warm.data.ratings != cold.data.ratings).nnz == 0
+    assert np.array_equal(warm.user_ids(), cold.user_ids())
+    for user in (2, 17, saved):
+        assert (warm.recommend(user, n=5)["anime_id"].tolist()
+                == cold.recommend(user, n=5)["anime_id"].tolist())
+    cold.database.dispose()
+    warm.database.dispose()
+
+
+def test_a_changed_database_is_read_again_instead_of_trusting_the_cache(tiny_settings):
+    import sqlalchemy as sa
+
+    from recommender import data as db
+    from recommender.ingest import ingest
+
+    first = RecommenderEngine.from_settings(tiny_settings)
+    database = first.database
+    new = min(set(range(1, 21)) - set(first.user_ratings(2)["anime_id"]))
+    # More ratings for a cached user: ingest gives the data a new revision.
+    extra = tiny_settings.cache_dir.parent / "more.csv"
+    extra.write_text(f"user_id,anime_id,rating\n2,{new},7\n")
+    ingest(database, None, extra)
+    second = RecommenderEngine.from_settings(tiny_settings)
+    assert _matrix_source(second).startswith("read from the database")
+    assert second.build_info["index"] == "built"  # the fingerprint no longer matched
+    assert new in second.user_ratings(2)["anime_id"].tolist()
+    assert _matrix_source(RecommenderEngine.from_settings(tiny_settings)) == \
+        "loaded from the cache"
+    # A change behind the product's back that keeps the revision: the row count
+    # up to the watermark differs, so the ratings are read again.
+    with db.write_transaction(database) as conn:
+        conn.execute(sa.delete(db.Rating).where(db.Rating.user_id == 2,
+                                                 db.Rating.anime_id == new))
+    third = RecommenderEngine.from_settings(tiny_settings)
+    assert "other ratings" in _matrix_source(third)
+    assert new not in third.user_ratings(2)["anime_id"].tolist()
+    database.dispose()

@@ -101,3 +101,22 @@ def test_search_finds_titles_despite_typos_and_languages(bundled_engine, query, 
 def test_search_ranks_an_exact_title_first(bundled_engine):
     assert bundled_engine.search("naruto", limit=3)["anime_id"].iloc[0] == 20
     assert bundled_engine.search("attack on titan", limit=3)["anime_id"].iloc[0] == 16498
+
+
+@pytest.mark.parametrize("query", ["a", "ab", "naruto shipuden", "steins gate", "k on",
+                                   "shingeki no kyojin  ", "one  piece", "ナルト", "zzqx"])
+def test_the_query_n_grams_are_the_fitted_vectoriser_s(bundled_engine, query):
+    # The search builds query vectors itself, for speed; they must be exactly
+    # what the TF-IDF vectoriser it was fitted with would give.
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    index = bundled_engine.search_index
+    vectoriser = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3), lowercase=False,
+                                 dtype=np.float32).fit(index.processed)
+    reference = vectoriser.transform([query])
+    columns, weights = index._query_ngrams(query)
+    ours = dict(zip(index._vocabulary[columns].tolist(), weights.tolist()))
+    grams = vectoriser.get_feature_names_out()
+    theirs = dict(zip(grams[reference.indices].tolist(), reference.data.tolist()))
+    assert ours.keys() == theirs.keys()
+    assert all(abs(ours[gram] - theirs[gram]) < 1e-5 for gram in ours)
