@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Self
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
@@ -111,6 +112,7 @@ class ALSFactorization:
         self.model_ = model
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
+        self._yty = self.item_factors_.T.astype(np.float64) @ self.item_factors_
         norms = np.linalg.norm(self.item_factors_, axis=1, keepdims=True)
         self._unit_items = self.item_factors_ / np.where(norms > 0, norms, 1.0)
         self.names_ = names
@@ -173,24 +175,46 @@ class ALSFactorization:
         return top.astype(np.int64), sims[top].astype(np.float32)
 
     def explain(self, profile: UserProfile, item_idx: np.ndarray, scores: Scores) -> Explanation:
-        """Name the watched anime that contributed most, by implicit's ALS ``explain``."""
+        """Name the watched anime that contributed most to each score (:meth:`contributions`)."""
         if len(item_idx) == 0:
             return Explanation([], {"because_items": []})
-        row = self._row(profile)
-        weights = None
         reasons, because, shares = [], [], []
-        # One small Cholesky per user (reused across items); beside implicit's own
-        # threads a threaded BLAS makes it ~300x slower, so run it on one thread.
-        with _single_threaded_blas():
-            explained = []
-            for item in item_idx:
-                _total, top, weights = self.model_.explain(0, row, int(item),
-                                                           user_weights=weights, N=3)
-                explained.append(top)
-        for top in explained:
-            top = [(int(i), float(s)) for i, s in top if s > 0]
+        for top in self.contributions(profile, item_idx, n=3):
+            top = [(i, s) for i, s in top if s > 0]
             because.append([i for i, _ in top])
             shares.append([round(s, 4) for _, s in top])
             reasons.append(because_text(self.names_, [i for i, _ in top[:2]]))
         return Explanation(reasons, {"because_items": because, "contributions": shares})
 
+    def contributions(self, profile: UserProfile, item_idx: np.ndarray,
+                      n: int = 3) -> list[list[tuple[int, float]]]:
+        """Per item, the ``n`` watched anime contributing most to its score, largest first.
+
+        The ALS explanation of Hu, Koren and Volinsky (2008, section 5), as
+        implicit's ``explain`` computes it: with W = (YᵀCᵤY + λI)⁻¹, anime j adds
+        cᵤⱼ · yᵢᵀ W yⱼ to the score of anime i; disliked anime (negative
+        confidence) enter W by magnitude and are never named. implicit loops over
+        the user's anime in Python for each item, which took ~20 ms for a user
+        with a thousand anime; here it is one solve and one matrix product.
+        """
+        row = self._row(profile)
+        watched, confidence = row.indices, row.data.astype(np.float64)
+        if len(watched) == 0:
+            return [[] for _ in item_idx]
+        factors = self.item_factors_
+        mine = factors[watched].astype(np.float64)
+        # Small products: a threaded BLAS only adds hand-offs between threads here.
+        with _single_threaded_blas():
+            system = (self._yty + self.regularization * np.eye(self.factors)
+                      + (mine * (np.abs(confidence) - 1.0)[:, None]).T @ mine)
+            weighted = scipy.linalg.cho_solve(scipy.linalg.cho_factor(system),
+                                              factors[np.asarray(item_idx)].T.astype(np.float64))
+            share = (mine @ weighted) * confidence[:, None]  # watched x items
+        share[confidence < 0] = -np.inf
+        out = []
+        for column in share.T:
+            # Largest first; ties go to the larger anime position, as implicit's heap does.
+            order = np.lexsort((-watched, -column))[:n]
+            out.append([(int(watched[j]), float(column[j])) for j in order
+                        if np.isfinite(column[j])])
+        return out
