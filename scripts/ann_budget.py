@@ -1,0 +1,115 @@
+"""Neighbour recall and latency over inverted-index budgets and ANN candidate counts.
+
+Runs against the engine of DATABASE_URL / ANIREC_CACHE_DIR (start it once first, e.g.
+``python -m recommender build-index``) and prints, for a sample of users:
+
+- the exact brute-force p50 (the reference);
+- recall@k and p50/p95 of the ANN path for each (posting_budget, n_candidates);
+- the median time of each step of one ANN query at the engine's own settings.
+
+    DATABASE_URL=sqlite:///artifacts/f16/anime.db ANIREC_CACHE_DIR=artifacts/f16/cache \\
+        .venv/bin/python scripts/ann_budget.py --budgets 0,100000,200000 --candidates 200,400
+
+Figures are printed, never asserted: machines are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from recommender import RecommenderEngine  # noqa: E402
+
+
+def _ms(samples: list[float], q: float = 50) -> float:
+    return float(np.percentile(samples, q) * 1000)
+
+
+def step_times(engine: RecommenderEngine, rows: np.ndarray) -> dict[str, float]:
+    """Median milliseconds of each step of the ANN path (as UserKNN.neighbors runs it)."""
+    knn, state = engine.knn, engine.knn.state
+    want = knn.n_candidates + 1
+    steps: dict[str, list[float]] = {}
+
+    def clock(name: str, start: float) -> float:
+        now = time.perf_counter()
+        steps.setdefault(name, []).append(now - start)
+        return now
+
+    for user in rows:
+        row, vector = state.similarity[user], state.vectors[user]
+        if row.nnz == 0:
+            continue
+        t = time.perf_counter()
+        candidates, _ = knn.index_.query(vector, want)
+        t = clock("hnswlib query", t)
+        postings = knn._posting_candidates(row, want)
+        t = clock("inverted-index candidates", t)
+        union = np.union1d(candidates, postings)
+        dense = np.zeros(row.shape[1], dtype=np.float32)
+        dense[row.indices] = row.data
+        _sims = state.similarity[union] @ dense
+        clock("union + exact re-rank", t)
+    return {name: _ms(values) for name, values in steps.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("-k", type=int, default=20)
+    parser.add_argument("--budgets", default="0,50000,100000,200000")
+    parser.add_argument("--candidates", default="100,200,400")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    engine = RecommenderEngine.from_settings()
+    knn = engine.knn
+    rng = np.random.default_rng(args.seed)
+    rows = rng.choice(knn.state.n_users, min(args.users, knn.state.n_users), replace=False)
+    profiles = [engine.profile(int(engine.user_ids()[r])) for r in rows]
+    print(f"{knn.state.n_users:,} users; dim={knn.components_.shape[0]}, "
+          f"engine posting_budget={knn.posting_budget}, n_candidates={knn.n_candidates}")
+
+    exact, exact_times = {}, []
+    for profile in profiles:
+        t = time.perf_counter()
+        found = knn.neighbors(profile, args.k, exact=True)
+        exact_times.append(time.perf_counter() - t)
+        exact[profile.user_idx] = set(found.user_idx.tolist())
+    print(f"exact brute force p50 {_ms(exact_times):.2f} ms")
+
+    print("steps of one ANN query at the engine's settings (median ms):")
+    for name, ms in step_times(engine, rows).items():
+        print(f"  {name:28s} {ms:.3f}")
+
+    default_budget = knn.posting_budget
+    print("| posting_budget | n_candidates | recall@k | p50 ms | p95 ms | exact/ANN |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    try:
+        for budget in (int(b) for b in args.budgets.split(",")):
+            knn.posting_budget = budget
+            for n_candidates in (int(c) for c in args.candidates.split(",")):
+                recalls, times = [], []
+                for profile in profiles:
+                    t = time.perf_counter()
+                    found = knn.neighbors(profile, args.k, n_candidates=n_candidates)
+                    times.append(time.perf_counter() - t)
+                    truth = exact[profile.user_idx]
+                    if truth:
+                        recalls.append(len(truth & set(found.user_idx.tolist())) / len(truth))
+                print(f"| {budget} | {n_candidates} | {np.mean(recalls):.4f} | "
+                      f"{_ms(times):.2f} | {_ms(times, 95):.2f} | "
+                      f"{_ms(exact_times) / _ms(times):.1f}x |")
+    finally:
+        knn.posting_budget = default_budget
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
