@@ -47,7 +47,7 @@ if key not in st.session_state:
 result = st.session_state[key]
 table = result.table
 
-st.plotly_chart(weight_curve(table, metric, segment, weight, spec.k), use_container_width=True)
+st.plotly_chart(weight_curve(table, metric, segment, weight, spec.k), width="stretch")
 
 best = result.best_weights(metric)
 st.subheader(f"Best weight per segment ({LABELS[metric]}@{spec.k})")
@@ -58,7 +58,7 @@ other = st.radio("Against", ["coverage", "novelty", "diversity"], horizontal=Tru
                  format_func=LABELS.get)
 accuracy = metric if metric in ("ndcg", "recall", "precision", "hit_rate", "map") else "ndcg"
 st.plotly_chart(tradeoff_chart(table, accuracy, other, segment, spec.k),
-                use_container_width=True)
+                width="stretch")
 
 st.subheader("All results")
 st.dataframe(table.drop(columns=["algorithm"]), hide_index=True)
