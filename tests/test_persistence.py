@@ -120,6 +120,11 @@ def test_a_warm_start_loads_every_model_instead_of_fitting(tiny_settings):
     warm = RecommenderEngine.from_settings(tiny_settings)
     assert warm.build_info["index"] == "loaded"
     assert warm.build_info["models_loaded"] == ["content", "ease", "mf"]
+    assert warm.build_info["search_index"] == "loaded"
+    for query in ("scifi 3", "romanse", "sci"):
+        assert len(cold.search(query)) > 0
+        assert (warm.search(query)["anime_id"].tolist()
+                == cold.search(query)["anime_id"].tolist())
     fitted = {r.stage for r in PROFILER.records()} & {"content", "mf fit", "ease fit",
                                                       "user-user fit"}
     assert not fitted
