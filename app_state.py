@@ -251,6 +251,15 @@ def parse_user_id(raw: object) -> int | None:
     return value if value >= 0 else None
 
 
+def parse_in_range(raw: object, kind, low, high):
+    """``kind(raw)`` (``int``, ``float``) if it converts and lies in [low, high], else None."""
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        return None
+    return value if low <= value <= high else None
+
+
 def sidebar_status(engine: RecommenderEngine) -> None:
     """The engine's status in the sidebar: data sizes, index state, database."""
     info = getattr(engine, "build_info", {}) or {}

@@ -53,22 +53,16 @@ if "rec_algorithm" not in state:
 if "rec_weight" not in state:
     raw, weight = query.get("weight"), params.hybrid_weight
     if raw is not None:
-        try:
-            weight = float(raw)
-            if not 0.0 <= weight <= 1.0:
-                raise ValueError(raw)
-        except ValueError:
+        weight = app_state.parse_in_range(raw, float, 0.0, 1.0)
+        if weight is None:
             notices.append(f"The weight must be a number from 0 to 1, not “{raw}”.")
             weight = params.hybrid_weight
     state.rec_weight = round(round(weight / 0.05) * 0.05, 2)
 if "rec_n" not in state:
     raw, n = query.get("n"), 10
     if raw is not None:
-        try:
-            n = int(raw)
-            if not 1 <= n <= 50:
-                raise ValueError(raw)
-        except ValueError:
+        n = app_state.parse_in_range(raw, int, 1, 50)
+        if n is None:
             notices.append(f"n must be a whole number from 1 to 50, not “{raw}”.")
             n = 10
     state.rec_n = n

@@ -180,7 +180,9 @@ def request_breakdown(records: Sequence[StageRecord], last: int = 20,
 def build_stages(profiler: Profiler,
                  stages: Sequence[str] = ("load", "matrix", "popularity", "content",
                                           "similarity rows", "vectors", "index build",
-                                          "user-user fit", "index load")) -> pd.DataFrame:
+                                          "user-user fit", "mf fit", "ease fit",
+                                          "title index", "index load",
+                                          "models load")) -> pd.DataFrame:
     """The latest record of each build stage: ``stage``, ``seconds``, ``peak_mib``."""
     frame = profiler.frame()
     frame = frame[frame["stage"].isin(stages)]

@@ -128,17 +128,21 @@ def write_csvs(directory: Path, anime: pd.DataFrame, ratings: pd.DataFrame):
     return anime_path, ratings_path
 
 
+def fill_tiny_database(url: str, directory: Path) -> None:
+    """Create the tables at ``url`` and ingest two_taste_groups through CSVs in ``directory``."""
+    from recommender.data import create_db_engine, create_tables
+    from recommender.ingest import ingest
+
+    database = create_db_engine(url)
+    create_tables(database)
+    ingest(database, *write_csvs(directory, *two_taste_groups()))
+    database.dispose()
+
+
 @pytest.fixture
 def tiny_settings(db_url, tmp_path):
     """Settings over a database holding two_taste_groups, with a temp cache dir."""
     from recommender.config import Settings
-    from recommender.data import create_db_engine, create_tables
-    from recommender.ingest import ingest
 
-    anime, ratings = two_taste_groups()
-    anime_path, ratings_path = write_csvs(tmp_path, anime, ratings)
-    database = create_db_engine(db_url)
-    create_tables(database)
-    ingest(database, anime_path, ratings_path)
-    database.dispose()
+    fill_tiny_database(db_url, tmp_path)
     return Settings(database_url=db_url, cache_dir=tmp_path / "cache", params=TINY_PARAMS)

@@ -9,11 +9,10 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import ROOT, two_taste_groups, write_csvs
+from conftest import ROOT, fill_tiny_database
 from streamlit.testing.v1 import AppTest
 
-from recommender.data import count_rows, create_db_engine, create_tables, load_users
-from recommender.ingest import ingest
+from recommender.data import count_rows, create_db_engine, load_users
 from recommender.limits import MAX_USERS_PER_SESSION
 
 TIMEOUT = 120
@@ -27,10 +26,7 @@ def tiny_dashboard(tmp_path_factory):
     """Point the dashboard at a fresh tiny SQLite database and a temp index cache."""
     tmp = tmp_path_factory.mktemp("admin")
     url = f"sqlite:///{tmp / 'tiny.db'}"
-    database = create_db_engine(url)
-    create_tables(database)
-    ingest(database, *write_csvs(tmp, *two_taste_groups()))
-    database.dispose()
+    fill_tiny_database(url, tmp)
     env = {"DATABASE_URL": url, "ANIREC_CACHE_DIR": str(tmp / "cache"), **TINY_ENV}
     saved = {k: os.environ.get(k) for k in [*env, "SECRET_KEY"]}
     os.environ.update(env)

@@ -13,13 +13,12 @@ import uuid
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from conftest import IN_CI, POSTGRES_URL, ROOT, TINY_PARAMS, two_taste_groups, write_csvs
+from conftest import IN_CI, POSTGRES_URL, ROOT, TINY_PARAMS, fill_tiny_database
 
 from recommender import RecommenderEngine
 from recommender.config import Settings
-from recommender.data import count_rows, create_db_engine, create_tables
+from recommender.data import count_rows
 from recommender.errors import DatabaseError
-from recommender.ingest import ingest
 from recommender.reliability import verify_consistency
 
 pytestmark = pytest.mark.postgres
@@ -50,10 +49,7 @@ def fault_db(tmp_path):
         conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
     url = sa.make_url(POSTGRES_URL).set(database=name, password=PASSWORD)
     url_text = url.render_as_string(hide_password=False)
-    database = create_db_engine(url_text)
-    create_tables(database)
-    ingest(database, *write_csvs(tmp_path, *two_taste_groups()))
-    database.dispose()
+    fill_tiny_database(url_text, tmp_path)
     yield (Settings(database_url=url_text, cache_dir=tmp_path / "cache", params=TINY_PARAMS),
            admin, name)
     with admin.connect() as conn:

@@ -88,3 +88,14 @@ def test_ann_vs_exact_restores_ef_and_finds_everyone_with_every_candidate(tiny_e
     assert result["summary"]["recall_reranked"] == 1.0
     assert len(result["per_user"]) == len(users)
     assert 0.0 <= result["summary"]["recall_index_only"] <= 1.0
+
+
+def test_build_stages_lists_the_warm_start_steps_and_leaves_out_requests():
+    from recommender.profiling import Profiler
+
+    profiler = Profiler()
+    for name in ("load", "title index", "index load", "models load", "recommend"):
+        with profiler.stage(name):
+            pass
+    stages = diagnostics.build_stages(profiler)["stage"].tolist()
+    assert stages == ["load", "title index", "index load", "models load"]

@@ -13,13 +13,13 @@ from collections import Counter
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import ROOT, TINY_PARAMS, two_taste_groups, write_csvs
+from conftest import ROOT, TINY_PARAMS, fill_tiny_database
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recommender import RecommenderEngine
 from recommender.config import Settings
-from recommender.data import Anime, Rating, User, create_db_engine, create_tables
+from recommender.data import Anime, Rating, User
 from recommender.engine import MAX_K, MAX_LIST, MAX_N
 from recommender.errors import RecommenderError
 from recommender.ingest import ingest
@@ -86,10 +86,7 @@ def checksum(database: sa.Engine) -> tuple:
 def fuzz_engine(tmp_path_factory):
     directory = tmp_path_factory.mktemp("fuzz")
     url = f"sqlite:///{directory / 'fuzz.db'}"
-    database = create_db_engine(url)
-    create_tables(database)
-    ingest(database, *write_csvs(directory, *two_taste_groups()))
-    database.dispose()
+    fill_tiny_database(url, directory)
     engine = RecommenderEngine.from_settings(
         Settings(database_url=url, cache_dir=directory / "cache", params=TINY_PARAMS))
     yield engine
