@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from app_state import current_settings, engine_or_stop, sidebar_status
-from recommender.admin import admin_enabled
+from recommender.serving.admin import admin_enabled
 
 st.set_page_config(page_title="Anime Hybrid Recommender", page_icon=":material/movie:",
                    layout="wide")

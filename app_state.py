@@ -21,7 +21,7 @@ import streamlit as st
 from recommender import RecommenderEngine, diagnostics
 from recommender.config import Settings, load_settings, redact_url
 from recommender.errors import DatabaseError, RecommenderError
-from recommender.limits import MAX_USERS_PER_SESSION, SessionQuota
+from recommender.serving.limits import MAX_USERS_PER_SESSION, SessionQuota
 
 _log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def _build_engine(settings: Settings, progress) -> RecommenderEngine:
 class _EngineSlot:
     """The cached value of ``_load_engine``: a box holding the engine of one settings key.
 
-    Admin actions (``recommender.admin``) return a NEW engine that must replace the
+    Admin actions (``recommender.serving.admin``) return a NEW engine that must replace the
     shared one for every session. Caching a mutable box instead of the engine
     makes that a single attribute assignment (atomic in CPython): sessions that
     already hold the old engine finish their run with it, the next ``get_engine``
@@ -187,7 +187,7 @@ def _index(key: str, _engine: RecommenderEngine):
 
 
 def get_index():
-    """The engine's hnswlib user index (:class:`recommender.index.AnnIndex`)."""
+    """The engine's hnswlib user index (:class:`recommender.models.ann_index.AnnIndex`)."""
     engine = get_engine()
     return _index(settings_key(current_settings()), engine)
 

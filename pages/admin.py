@@ -2,7 +2,7 @@
 
 Listed in the navigation only when ``SECRET_KEY`` is set; opened directly
 without it, the page says so and stops. The key is checked in constant time
-(``recommender.admin.check_admin_key``) and again by every action.
+(``recommender.serving.admin.check_admin_key``) and again by every action.
 """
 
 import copy
@@ -10,8 +10,8 @@ import copy
 import streamlit as st
 
 import app_state
-from recommender import admin
 from recommender.errors import RecommenderError
+from recommender.serving import admin
 
 settings = app_state.current_settings()
 st.title("Admin")

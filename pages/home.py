@@ -4,8 +4,8 @@ import plotly.express as px
 import streamlit as st
 
 import app_state
-from recommender import diagnostics
-from recommender.profiling import PROFILER
+from recommender.core.profiling import PROFILER
+from recommender.tools import diagnostics
 
 engine = app_state.engine_or_stop()
 version = app_state.engine_version(engine)

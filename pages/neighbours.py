@@ -7,8 +7,8 @@ import streamlit as st
 
 import app_state
 from app_state import md_escape
-from recommender import diagnostics
 from recommender.errors import RecommenderError
+from recommender.tools import diagnostics
 
 engine = app_state.engine_or_stop()
 # Ratings run -1..10 on the colour axis: -1 (watched, not rated) is grey, not a bad rating.

@@ -5,9 +5,9 @@ import plotly.express as px
 import streamlit as st
 
 import app_state
-from recommender import diagnostics
+from recommender.core.profiling import PROFILER
 from recommender.errors import RecommenderError
-from recommender.profiling import PROFILER
+from recommender.tools import diagnostics
 
 engine = app_state.engine_or_stop()
 state = st.session_state

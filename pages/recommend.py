@@ -6,12 +6,12 @@ from streamlit_searchbox import st_searchbox
 
 import app_state
 from app_state import md_escape
-from recommender import diagnostics
 from recommender.errors import (
     EmptyInputError,
     QuotaExceededError,
     RecommenderError,
 )
+from recommender.tools import diagnostics
 
 engine = app_state.engine_or_stop()
 version = app_state.engine_version(engine)

@@ -4,10 +4,10 @@ import os
 
 import streamlit as st
 
-from recommender.catalog import load_bundled_anime, load_bundled_ratings
 from recommender.config import EngineParams
-from recommender.evaluation import DEFAULT_CACHE_DIR, METRICS, SEGMENTS, EvalSpec, evaluate
-from recommender.evaluation_charts import LABELS, tradeoff_chart, weight_curve
+from recommender.data.catalog import load_bundled_anime, load_bundled_ratings
+from recommender.evaluation.protocol import DEFAULT_CACHE_DIR, METRICS, SEGMENTS, EvalSpec, evaluate
+from recommender.tools.evaluation_charts import LABELS, tradeoff_chart, weight_curve
 
 # Tests and small machines lower the default user count (and may redirect the cache).
 DEFAULT_USERS = int(os.environ.get("ANIREC_TUNE_USERS", "300"))

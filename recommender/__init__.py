@@ -4,8 +4,8 @@ The package never imports streamlit; the dashboard and the CLI both call
 :class:`RecommenderEngine`.
 """
 
-from .config import EngineParams
-from .engine import RecommenderEngine
-from .errors import RecommenderError
+from recommender.config import EngineParams
+from recommender.errors import RecommenderError
+from recommender.serving.engine import RecommenderEngine
 
 __all__ = ["EngineParams", "RecommenderEngine", "RecommenderError"]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 
-from .errors import RecommenderError
+from recommender.errors import RecommenderError
 
 _log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class _Parser(argparse.ArgumentParser):
 
 def load_engine(args: argparse.Namespace):
     """The engine the commands query: the database in DATABASE_URL plus the index cache."""
-    from .engine import RecommenderEngine
+    from recommender.serving.engine import RecommenderEngine
 
     return RecommenderEngine.from_settings()
 
@@ -103,9 +103,9 @@ def cmd_neighbors(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- database commands
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from .config import load_settings
-    from .data import create_db_engine, create_tables
-    from .ingest import ingest
+    from recommender.config import load_settings
+    from recommender.data.database import create_db_engine, create_tables
+    from recommender.data.ingest import ingest
 
     if args.anime is None and args.ratings is None:
         raise _UsageError("give --anime PATH and/or --ratings PATH")
@@ -123,7 +123,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_build_index(args: argparse.Namespace) -> int:
-    from .engine import RecommenderEngine
+    from recommender.serving.engine import RecommenderEngine
 
     engine = RecommenderEngine.from_settings(rebuild=True)
     info = engine.build_info
@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_scale_commands(sub)
     _add_evaluate(sub)
     # -- reliability: the concurrency stress run (recommender/stress_cli.py)
-    from .stress_cli import add_stress_command
+    from recommender.tools.stress import add_stress_command
 
     add_stress_command(sub)
     return parser
@@ -209,9 +209,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Offline evaluation on the bundled data (its own engines, fitted on the train side)."""
     from tqdm import tqdm
 
-    from .catalog import load_bundled_anime, load_bundled_ratings
-    from .config import params_from_env
-    from .evaluation import ALGORITHMS, DEFAULT_CACHE_DIR, EvalSpec, evaluate, metrics_text
+    from recommender.config import params_from_env
+    from recommender.data.catalog import load_bundled_anime, load_bundled_ratings
+    from recommender.evaluation.protocol import (
+        ALGORITHMS,
+        DEFAULT_CACHE_DIR,
+        EvalSpec,
+        evaluate,
+        metrics_text,
+    )
 
     if args.users < 0 or args.k < 1:
         raise _UsageError("--users must be >= 0 and --k >= 1")
@@ -277,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # -- scale: synthetic data and benchmarks ---------------------------------------------------
 def cmd_synth(args: argparse.Namespace) -> int:
-    from .synthetic import compare_table, generate
+    from recommender.data.synthetic import compare_table, generate
 
     stats = generate(args.scale, args.out, random_state=args.seed, progress=True)
     print(compare_table(stats, args.scale))
@@ -288,8 +294,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .bench import run
-    from .config import params_from_env
+    from recommender.config import params_from_env
+    from recommender.tools.bench import run
 
     params = params_from_env(__import__("os").environ)
     overrides = {k: v for k, v in (("dim", args.dim), ("n_candidates", args.n_candidates),
@@ -309,7 +315,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def add_scale_commands(sub) -> None:
     """The ``synth`` and ``bench`` subcommands."""
-    from .bench import SCALE_NAMES
+    from recommender.tools.bench import SCALE_NAMES
 
     syn = sub.add_parser("synth", help="write a synthetic data set in the Kaggle CSV format")
     syn.add_argument("--scale", choices=SCALE_NAMES, default="bundled")

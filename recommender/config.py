@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from .errors import ConfigurationError
+from recommender.errors import ConfigurationError
 
 
 @dataclass(frozen=True)

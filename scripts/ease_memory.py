@@ -22,7 +22,7 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recommender.ease import ease_weights, gram_matrix, preference_values  # noqa: E402
+from recommender.models.ease import ease_weights, gram_matrix, preference_values  # noqa: E402
 
 
 def rss_mib() -> float:

@@ -24,17 +24,17 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recommender import EngineParams, RecommenderEngine  # noqa: E402
-from recommender.base import Scores  # noqa: E402
-from recommender.blend import parse_weights  # noqa: E402
-from recommender.catalog import (  # noqa: E402
+from recommender.core.scaling import scale_to_unit  # noqa: E402
+from recommender.core.types import Scores  # noqa: E402
+from recommender.data.catalog import (  # noqa: E402
     clean_anime,
     clean_ratings,
     load_bundled_anime,
     load_bundled_ratings,
 )
-from recommender.ease import EASE  # noqa: E402
-from recommender.hybrid import scale_to_unit  # noqa: E402
-from recommender.mf import ALSFactorization  # noqa: E402
+from recommender.models.blend import parse_weights  # noqa: E402
+from recommender.models.ease import EASE  # noqa: E402
+from recommender.models.mf import ALSFactorization  # noqa: E402
 
 K = 10
 

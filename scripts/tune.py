@@ -21,9 +21,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recommender.catalog import load_bundled_anime, load_bundled_ratings  # noqa: E402
 from recommender.config import EngineParams  # noqa: E402
-from recommender.evaluation import (  # noqa: E402
+from recommender.data.catalog import load_bundled_anime, load_bundled_ratings  # noqa: E402
+from recommender.evaluation.protocol import (  # noqa: E402
     EvalSpec,
     evaluate,
     headline,

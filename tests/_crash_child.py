@@ -17,8 +17,8 @@ from conftest import TINY_PARAMS  # noqa: E402
 
 from recommender import RecommenderEngine  # noqa: E402
 from recommender.config import Settings  # noqa: E402
-from recommender.persistence import ModelCache  # noqa: E402
-from recommender.service import save_cache  # noqa: E402
+from recommender.serving.cache import ModelCache  # noqa: E402
+from recommender.serving.startup import save_cache  # noqa: E402
 
 
 def main() -> None:

@@ -69,7 +69,7 @@ def tiny_engine(tiny_frames):
 
 @pytest.fixture(scope="session")
 def bundled_frames():
-    from recommender.catalog import load_bundled_anime, load_bundled_ratings
+    from recommender.data.catalog import load_bundled_anime, load_bundled_ratings
 
     return load_bundled_anime(), load_bundled_ratings()
 
@@ -130,8 +130,8 @@ def write_csvs(directory: Path, anime: pd.DataFrame, ratings: pd.DataFrame):
 
 def fill_tiny_database(url: str, directory: Path) -> None:
     """Create the tables at ``url`` and ingest two_taste_groups through CSVs in ``directory``."""
-    from recommender.data import create_db_engine, create_tables
-    from recommender.ingest import ingest
+    from recommender.data.database import create_db_engine, create_tables
+    from recommender.data.ingest import ingest
 
     database = create_db_engine(url)
     create_tables(database)

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from recommender import RecommenderEngine
-from recommender.data import APP_USER_ID_START, count_rows, load_users
+from recommender.data.database import APP_USER_ID_START, count_rows, load_users
 from recommender.errors import EmptyInputError, InvalidParameterError
 
 SCIFI_FAN = {1: 10, 2: 9, 3: 10, 4: 9, 12: 2}

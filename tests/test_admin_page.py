@@ -12,8 +12,8 @@ import pytest
 from conftest import ROOT, fill_tiny_database
 from streamlit.testing.v1 import AppTest
 
-from recommender.data import count_rows, create_db_engine, load_users
-from recommender.limits import MAX_USERS_PER_SESSION
+from recommender.data.database import count_rows, create_db_engine, load_users
+from recommender.serving.limits import MAX_USERS_PER_SESSION
 
 TIMEOUT = 120
 KEY = "correct horse battery staple"

@@ -4,8 +4,8 @@ import json
 
 from conftest import IN_CI
 
-from recommender.bench import TARGETS, check_targets, percentiles
 from recommender.cli import main
+from recommender.tools.bench import TARGETS, check_targets, percentiles
 
 
 def test_bench_tiny_writes_json_and_markdown(tmp_path, capsys):

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from recommender import RecommenderEngine
-from recommender.data import count_rows, create_db_engine
-from recommender.reliability import verify_consistency
+from recommender.data.database import count_rows, create_db_engine
+from recommender.tools.reliability import verify_consistency
 
 CHILD = Path(__file__).with_name("_crash_child.py")
 KILLS = {"save": 3, "add": 2}

@@ -5,7 +5,7 @@ import pytest
 from conftest import two_taste_groups, write_csvs
 
 from recommender.config import ROOT, Settings, load_settings, redact_url
-from recommender.data import (
+from recommender.data.database import (
     count_rows,
     create_db_engine,
     create_tables,
@@ -13,8 +13,8 @@ from recommender.data import (
     load_ratings,
     load_users,
 )
+from recommender.data.ingest import ingest
 from recommender.errors import ConfigurationError, DatabaseError
-from recommender.ingest import ingest
 
 
 def test_default_settings_use_sqlite_under_data():

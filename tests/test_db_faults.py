@@ -17,9 +17,9 @@ from conftest import IN_CI, POSTGRES_URL, ROOT, TINY_PARAMS, fill_tiny_database
 
 from recommender import RecommenderEngine
 from recommender.config import Settings
-from recommender.data import count_rows
+from recommender.data.database import count_rows
 from recommender.errors import DatabaseError
-from recommender.reliability import verify_consistency
+from recommender.tools.reliability import verify_consistency
 
 pytestmark = pytest.mark.postgres
 PASSWORD = "s3cret-Pw-42"  # trust auth ignores it; it must never be printed

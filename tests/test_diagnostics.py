@@ -1,11 +1,11 @@
-"""The dashboard's measurements on the tiny two-taste data set (recommender.diagnostics)."""
+"""The dashboard's measurements on the tiny two-taste data set (recommender.tools.diagnostics)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from recommender import diagnostics
-from recommender.profiling import StageRecord
+from recommender.core.profiling import StageRecord
+from recommender.tools import diagnostics
 
 
 def test_rating_distribution_counts_every_rating(tiny_engine):
@@ -91,7 +91,7 @@ def test_ann_vs_exact_restores_ef_and_finds_everyone_with_every_candidate(tiny_e
 
 
 def test_build_stages_lists_the_warm_start_steps_and_leaves_out_requests():
-    from recommender.profiling import Profiler
+    from recommender.core.profiling import Profiler
 
     profiler = Profiler()
     for name in ("load", "title index", "index load", "models load", "recommend"):

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recommender.errors import DataFormatError, InvalidParameterError
-from recommender.evaluation import (
+from recommender.evaluation.protocol import (
     ALGORITHMS,
     RELEVANT_RATING,
     WEIGHTS,

@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 
 from recommender import RecommenderEngine
 from recommender.config import Settings
-from recommender.data import Anime, Rating, User
-from recommender.engine import MAX_K, MAX_LIST, MAX_N
+from recommender.data.database import Anime, Rating, User
+from recommender.data.ingest import ingest
 from recommender.errors import RecommenderError
-from recommender.ingest import ingest
-from recommender.search import MAX_QUERY_LENGTH
+from recommender.serving.engine import MAX_K, MAX_LIST, MAX_N
+from recommender.serving.search import MAX_QUERY_LENGTH
 
 EXAMPLES = 100
 TRIED: Counter = Counter()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from recommender.hybrid import blend, scale_to_unit, top_n
+from recommender.core.scaling import blend, scale_to_unit, top_n
 
 
 def test_scale_to_unit_keeps_zero_and_order():

@@ -7,9 +7,9 @@ import pytest
 import sqlalchemy as sa
 from conftest import two_taste_groups, write_csvs
 
-from recommender.data import count_rows, create_db_engine, create_tables
+from recommender.data.database import count_rows, create_db_engine, create_tables
+from recommender.data.ingest import ingest
 from recommender.errors import DataFormatError
-from recommender.ingest import ingest
 
 
 def snapshot(database) -> dict:
@@ -125,7 +125,7 @@ def test_a_failure_while_writing_rolls_everything_back(loaded, tmp_path, monkeyp
     before = snapshot(database)
     good = tmp_path / "good.csv"
     good.write_text(HEADER + "900,1,9\n901,2,8\n")
-    import recommender.ingest as module
+    import recommender.data.ingest as module
 
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")

@@ -7,20 +7,20 @@ import time
 import pytest
 
 from recommender import RecommenderEngine
-from recommender.admin import (
+from recommender.config import ROOT, Settings
+from recommender.data.database import count_rows, load_users
+from recommender.errors import AdminKeyError, InvalidParameterError, QuotaExceededError
+from recommender.serving.admin import (
     admin_enabled,
     check_admin_key,
     delete_app_users,
     rebuild_index,
     reingest_bundled,
 )
-from recommender.config import ROOT, Settings
-from recommender.data import count_rows, load_users
-from recommender.engine import MAX_K, MAX_LIST, MAX_N
-from recommender.errors import AdminKeyError, InvalidParameterError, QuotaExceededError
-from recommender.limits import SessionQuota
-from recommender.reliability import verify_consistency
-from recommender.search import MAX_QUERY_LENGTH
+from recommender.serving.engine import MAX_K, MAX_LIST, MAX_N
+from recommender.serving.limits import SessionQuota
+from recommender.serving.search import MAX_QUERY_LENGTH
+from recommender.tools.reliability import verify_consistency
 
 
 # --------------------------------------------------------------------------- request bounds
@@ -145,8 +145,8 @@ def test_delete_app_users_and_rebuild_index(tiny_settings):
 def test_reingest_bundled_adds_the_bundled_data_once(db_url, tmp_path):
     settings = Settings(database_url=db_url, cache_dir=tmp_path / "cache",
                         secret_key="s3cret")
-    from recommender.data import create_db_engine, create_tables
-    from recommender.ingest import ingest_bundled
+    from recommender.data.database import create_db_engine, create_tables
+    from recommender.data.ingest import ingest_bundled
 
     database = create_db_engine(db_url)
     create_tables(database)

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recommender.matrix import IdIndex, build_rating_matrix, matrix_from_frame, similarity_rows
+from recommender.core.matrix import IdIndex, build_rating_matrix, matrix_from_frame, similarity_rows
 
 
 def test_id_index_maps_known_and_unknown_ids():

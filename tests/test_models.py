@@ -8,10 +8,10 @@ import scipy.sparse as sp
 from conftest import TINY_PARAMS, two_taste_groups
 
 from recommender import RecommenderEngine
-from recommender.blend import parse_weights
-from recommender.ease import EASE, ease_weights, gram_matrix
 from recommender.errors import ConfigurationError, UnknownAlgorithmError, UnknownAnimeError
-from recommender.mf import ALSFactorization
+from recommender.models.blend import parse_weights
+from recommender.models.ease import EASE, ease_weights, gram_matrix
+from recommender.models.mf import ALSFactorization
 
 MODELS = ["mf", "ease", "blend"]
 #: λ and regularisation scale with the data: the bundled defaults would swamp 40 users.

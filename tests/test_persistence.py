@@ -8,9 +8,9 @@ import pytest
 from conftest import TINY_PARAMS, two_taste_groups
 
 from recommender import RecommenderEngine
-from recommender.catalog import clean_anime, clean_ratings
+from recommender.data.catalog import clean_anime, clean_ratings
 from recommender.errors import IndexCacheError
-from recommender.persistence import ModelCache
+from recommender.serving.cache import ModelCache
 
 
 def fitted(ratings=None):
@@ -112,7 +112,7 @@ def test_from_settings_builds_loads_and_rebuilds_a_damaged_cache(tiny_settings):
 
 
 def test_a_warm_start_loads_every_model_instead_of_fitting(tiny_settings):
-    from recommender.profiling import PROFILER
+    from recommender.core.profiling import PROFILER
 
     cold = RecommenderEngine.from_settings(tiny_settings)
     assert cold.build_info["index"] == "built"
@@ -157,8 +157,8 @@ def test_a_warm_start_takes_the_matrix_from_the_cache_and_new_users_from_the_dat
 def test_a_changed_database_is_read_again_instead_of_trusting_the_cache(tiny_settings):
     import sqlalchemy as sa
 
-    from recommender import data as db
-    from recommender.ingest import ingest
+    from recommender.data import database as db
+    from recommender.data.ingest import ingest
 
     first = RecommenderEngine.from_settings(tiny_settings)
     database = first.database

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from recommender.base import UserProfile
+from recommender.core.types import UserProfile
 
 pytestmark = pytest.mark.realdata
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recommender import RecommenderEngine
-from recommender.reliability import find_added_users, run_stress, verify_consistency
+from recommender.tools.reliability import find_added_users, run_stress, verify_consistency
 
 
 @pytest.mark.slow

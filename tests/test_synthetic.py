@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from recommender import RecommenderEngine
-from recommender.catalog import clean_ratings, read_anime_csv
-from recommender.synthetic import SyntheticRatings, compare_table, generate, rating_stats
+from recommender.data.catalog import clean_ratings, read_anime_csv
+from recommender.data.synthetic import SyntheticRatings, compare_table, generate, rating_stats
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
 from recommender.config import EngineParams
-from recommender.evaluation import ALGORITHMS, WEIGHTS
+from recommender.evaluation.protocol import ALGORITHMS, WEIGHTS
 
 pytestmark = pytest.mark.realdata
 

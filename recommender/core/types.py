@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .matrix import IdIndex
+from recommender.core.matrix import IdIndex
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: ndarray fields don't support ==

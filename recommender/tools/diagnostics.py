@@ -1,6 +1,6 @@
 """Measurements and summaries the dashboard plots: data overviews, neighbours, latency.
 
-Everything here takes a :class:`~recommender.engine.RecommenderEngine` (or plain
+Everything here takes a :class:`~recommender.serving.engine.RecommenderEngine` (or plain
 arrays) and returns DataFrames or dicts, so the pages only draw. Nothing here
 imports streamlit.
 """
@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import InvalidParameterError
-from .profiling import Profiler, StageRecord
+from recommender.core.profiling import Profiler, StageRecord
+from recommender.errors import InvalidParameterError
 
 #: Serialises measurements that change the shared index's ``ef``, so two
 #: comparisons running at once never measure each other's setting.

@@ -43,10 +43,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import EngineParams
-from .content import genre_sets
-from .engine import RecommenderEngine
-from .errors import DataFormatError, InvalidParameterError
+from recommender.config import EngineParams
+from recommender.errors import DataFormatError, InvalidParameterError
+from recommender.models.content import genre_sets
+from recommender.serving.engine import RecommenderEngine
 
 _log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ ALGORITHMS: tuple[str, ...] = ("user-user", "content", "mf", "ease", "blend", "p
 METRICS: tuple[str, ...] = ("ndcg", "recall", "precision", "hit_rate", "map",
                             "coverage", "novelty", "diversity")
 SEGMENTS: tuple[str, ...] = ("all", "light", "heavy")
-DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / "data" / "cache" / "eval"
+DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[2] / "data" / "cache" / "eval"
 #: Bump when the protocol or a metric changes, so old cached results are not reused.
 CACHE_VERSION = 1
 
@@ -498,7 +498,7 @@ def reusing_factory() -> EngineFactory:
 
     def factory(anime: pd.DataFrame, ratings: pd.DataFrame,
                 params: EngineParams) -> RecommenderEngine:
-        from .catalog import clean_anime, clean_ratings
+        from recommender.data.catalog import clean_anime, clean_ratings
 
         data = RecommenderEngine.training_data(clean_anime(anime), clean_ratings(ratings))
         key = (data_fingerprint(anime, ratings), tuple(getattr(params, f) for f in structural))

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import data as db
-from .engine import RecommenderEngine
-from .index import usable_rows
+from recommender.data import database as db
+from recommender.models.ann_index import usable_rows
+from recommender.serving.engine import RecommenderEngine
 
 
 def verify_consistency(engine: RecommenderEngine) -> list[str]:

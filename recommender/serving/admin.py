@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from . import data as db
-from .errors import AdminKeyError
+from recommender.data import database as db
+from recommender.errors import AdminKeyError
 
 if TYPE_CHECKING:
-    from .config import Settings
-    from .engine import RecommenderEngine
-    from .ingest import IngestReport
+    from recommender.config import Settings
+    from recommender.data.ingest import IngestReport
+    from recommender.serving.engine import RecommenderEngine
 
 _log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def reingest_bundled(engine: RecommenderEngine, key, progress=None
     Returns the report and the engine to use from now on: a new one when rows
     were added, else ``engine`` itself.
     """
-    from .ingest import ingest_bundled
+    from recommender.data.ingest import ingest_bundled
 
     settings = _settings(engine)
     require_admin_key(settings, key)
@@ -96,7 +96,7 @@ def delete_app_users(engine: RecommenderEngine, key, progress=None
     engine built from the database (the cache is reused when it predates those
     users, else rebuilt).
     """
-    from .service import USER_ID_LOCK
+    from recommender.serving.startup import USER_ID_LOCK
 
     settings = _settings(engine)
     require_admin_key(settings, key)

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .catalog import BUNDLED_ANIME, BUNDLED_ANIME_2020, read_anime_csv
+from recommender.data.catalog import BUNDLED_ANIME, BUNDLED_ANIME_2020, read_anime_csv
 
 _log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def _real_catalogue(kind: str) -> pd.DataFrame:
         "episodes": raw["Episodes"], "rating": raw["Score"].replace("Unknown", ""),
         "members": raw["Members"],
     })
-    from .catalog import clean_anime
+    from recommender.data.catalog import clean_anime
 
     return clean_anime(frame, source=str(BUNDLED_ANIME_2020))
 

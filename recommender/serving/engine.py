@@ -18,23 +18,23 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from . import hybrid
-from .base import Explanation, Scorer, Scores, TrainingData, UserProfile
-from .baselines import Popularity, RandomScorer
-from .catalog import clean_anime, clean_ratings
-from .collaborative import Neighbours, UserKNN
-from .config import EngineParams
-from .content import ContentTfidf
-from .errors import (
+from recommender.config import EngineParams
+from recommender.core import scaling as hybrid
+from recommender.core.matrix import IdIndex, matrix_from_frame, matrix_nbytes
+from recommender.core.profiling import PROFILER, timed
+from recommender.core.types import Explanation, Scorer, Scores, TrainingData, UserProfile
+from recommender.data.catalog import clean_anime, clean_ratings
+from recommender.errors import (
     EmptyInputError,
     InvalidParameterError,
     UnknownAlgorithmError,
     UnknownAnimeError,
     UnknownUserError,
 )
-from .matrix import IdIndex, matrix_from_frame, matrix_nbytes
-from .profiling import PROFILER, timed
-from .search import TitleSearch
+from recommender.models.baselines import Popularity, RandomScorer
+from recommender.models.content import ContentTfidf
+from recommender.models.user_knn import Neighbours, UserKNN
+from recommender.serving.search import TitleSearch
 
 _log = logging.getLogger(__name__)
 
@@ -168,8 +168,8 @@ class RecommenderEngine:
     @staticmethod
     def make_models(params: EngineParams) -> dict[str, Scorer]:
         """Unfitted "mf" and "ease" scorers with the engine's parameters."""
-        from .ease import EASE
-        from .mf import ALSFactorization
+        from recommender.models.ease import EASE
+        from recommender.models.mf import ALSFactorization
 
         return {
             "mf": ALSFactorization(
@@ -183,7 +183,7 @@ class RecommenderEngine:
         }
 
     def _fit_models(self, restored: Mapping[str, Scorer]) -> None:
-        from .blend import Blend, parse_weights
+        from recommender.models.blend import Blend, parse_weights
 
         for name, scorer in self.make_models(self.params).items():
             if name in restored:
@@ -730,7 +730,7 @@ class RecommenderEngine:
         Raises :class:`~recommender.errors.DatabaseError` when the database
         cannot be reached.
         """
-        from .service import build_engine
+        from recommender.serving.startup import build_engine
 
         return build_engine(settings, progress, rebuild=rebuild, engine_class=cls)
 
@@ -745,12 +745,12 @@ class RecommenderEngine:
 
         ``liked`` is as for :meth:`recommend` (ratings must be whole numbers;
         unknown ids are dropped). The new id is larger than every user id in the
-        database (and at least ``recommender.data.APP_USER_ID_START``). The user
+        database (and at least ``recommender.data.database.APP_USER_ID_START``). The user
         and their ratings are written in one transaction, then appended to the
         matrix and the index; if that fails, the database rows are deleted
         again, so neither is kept. Safe with several threads and processes.
         """
-        from .service import add_user
+        from recommender.serving.startup import add_user
 
         self._require_database()
         return add_user(self, liked, source=source)
@@ -762,7 +762,7 @@ class RecommenderEngine:
         ``min_interval`` (seconds) skips the database when the last catch-up was
         more recent, so it is cheap to call on every request.
         """
-        from .service import catch_up
+        from recommender.serving.startup import catch_up
 
         self._require_database()
         return catch_up(self, min_interval=min_interval)

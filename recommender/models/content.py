@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from .base import Explanation, Scores, TrainingData, UserProfile
+from recommender.core.types import Explanation, Scores, TrainingData, UserProfile
 
 
 def split_genres(text: str) -> list[str]:

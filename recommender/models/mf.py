@@ -24,8 +24,8 @@ import scipy.linalg
 import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
-from .base import Explanation, Scores, TrainingData, UserProfile
-from .ease import because_text
+from recommender.core.types import Explanation, Scores, TrainingData, UserProfile
+from recommender.models.ease import because_text
 
 _CONTROLLER: ThreadpoolController | None = None
 

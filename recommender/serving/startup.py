@@ -28,16 +28,16 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from . import data as db
-from .config import Settings, load_settings, redact_url
-from .errors import IndexCacheError, InvalidParameterError
-from .matrix import IdIndex, build_rating_matrix
-from .persistence import ModelCache
-from .profiling import PROFILER
-from .search import TitleSearch
+from recommender.config import Settings, load_settings, redact_url
+from recommender.core.matrix import IdIndex, build_rating_matrix
+from recommender.core.profiling import PROFILER
+from recommender.data import database as db
+from recommender.errors import IndexCacheError, InvalidParameterError
+from recommender.serving.cache import ModelCache
+from recommender.serving.search import TitleSearch
 
 if TYPE_CHECKING:
-    from .engine import RecommenderEngine
+    from recommender.serving.engine import RecommenderEngine
 
 _log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def build_engine(settings: Settings | None = None, progress: Progress | None = N
     [0, 1]). ``rebuild=True`` ignores the cache and refits (then saves).
     """
     if engine_class is None:
-        from .engine import RecommenderEngine as engine_class
+        from recommender.serving.engine import RecommenderEngine as engine_class
     settings = settings or load_settings()
     progress = progress or _noop
     started = time.perf_counter()
@@ -85,7 +85,7 @@ def _build(database: sa.Engine, settings: Settings, progress: Progress, rebuild:
 
     info["ingest_seconds"] = 0.0
     if db.count_anime(database) == 0:
-        from .ingest import ingest_bundled
+        from recommender.data.ingest import ingest_bundled
 
         progress("ingest", 0.05)
         t0 = time.perf_counter()
@@ -230,9 +230,9 @@ def _cached_data(database: sa.Engine, cache: ModelCache, anime: pd.DataFrame, re
 
 def _load_models(cache: ModelCache, data, params, engine_class) -> dict:
     """Fitted scorers read back from the cache; a model that cannot be read is refitted."""
-    from .content import ContentTfidf
-    from .ease import EASE
-    from .mf import ALSFactorization
+    from recommender.models.content import ContentTfidf
+    from recommender.models.ease import EASE
+    from recommender.models.mf import ALSFactorization
 
     kinds = {"content": ContentTfidf, "mf": ALSFactorization, "ease": EASE}
     models = {}

@@ -1,7 +1,7 @@
 """User-user collaborative filtering: hnswlib candidates, exact re-rank, neighbour voting.
 
 Similarity is cosine between the users' centred rating rows
-(:func:`recommender.matrix.similarity_rows`). Those rows are long and sparse, so
+(:func:`recommender.core.matrix.similarity_rows`). Those rows are long and sparse, so
 an hnswlib index over compact TruncatedSVD vectors proposes ``n_candidates``
 users, which are then re-ranked by exact cosine on the sparse rows. Compact
 vectors alone agree poorly with exact neighbours (about 40% at 64 dimensions on
@@ -19,10 +19,10 @@ import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
 from threadpoolctl import threadpool_limits
 
-from .base import Explanation, Scores, TrainingData, UserProfile
-from .index import AnnIndex
-from .matrix import append_rows, global_mean, similarity_rows
-from .profiling import PROFILER
+from recommender.core.matrix import append_rows, global_mean, similarity_rows
+from recommender.core.profiling import PROFILER
+from recommender.core.types import Explanation, Scores, TrainingData, UserProfile
+from recommender.models.ann_index import AnnIndex
 
 
 @dataclass(frozen=True, eq=False)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import DataFormatError
+from recommender.errors import DataFormatError
 
 #: Columns of the Kaggle 2016 ``anime.csv``, in file order.
 ANIME_COLUMNS = ("anime_id", "name", "genre", "type", "episodes", "rating", "members")
@@ -25,7 +25,7 @@ CATALOGUE_COLUMNS = (
     "english_name", "japanese_name", "synopsis",
 )
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 BUNDLED_ANIME = DATA_DIR / "anime.csv"
 BUNDLED_RATINGS = DATA_DIR / "rating_subset.csv.gz"
 BUNDLED_ANIME_2020 = DATA_DIR / "anime_2020.csv.gz"

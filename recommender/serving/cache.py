@@ -48,11 +48,11 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .base import TrainingData
-from .collaborative import UserKNN
-from .config import EngineParams
-from .errors import IndexCacheError
-from .index import AnnIndex
+from recommender.config import EngineParams
+from recommender.core.types import TrainingData
+from recommender.errors import IndexCacheError
+from recommender.models.ann_index import AnnIndex
+from recommender.models.user_knn import UserKNN
 
 _log = logging.getLogger(__name__)
 
@@ -374,7 +374,7 @@ class ModelCache:
         recorded, and the catalogue the cached anime ids; else
         :class:`IndexCacheError` (the caller then reads the ratings instead).
         """
-        from .matrix import IdIndex
+        from recommender.core.matrix import IdIndex
 
         manifest = self.manifest()
         if manifest is None:
@@ -475,6 +475,6 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def _make_knn(params: EngineParams) -> UserKNN:
-    from .engine import RecommenderEngine
+    from recommender.serving.engine import RecommenderEngine
 
     return RecommenderEngine.make_knn(params)

@@ -15,9 +15,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from .config import Settings, load_environ, params_from_env
-from .engine import RecommenderEngine
-from .reliability import find_added_users, run_stress, verify_consistency
+from recommender.config import Settings, load_environ, params_from_env
+from recommender.serving.engine import RecommenderEngine
+from recommender.tools.reliability import find_added_users, run_stress, verify_consistency
 
 
 def stress_check(settings: Settings, seconds: float, threads: int,
@@ -71,8 +71,8 @@ def taste_groups(n_per_group: int, seed: int = 0):
 
 
 def _small_database(directory: Path) -> str:
-    from .data import create_db_engine, create_tables
-    from .ingest import ingest
+    from recommender.data.database import create_db_engine, create_tables
+    from recommender.data.ingest import ingest
 
     anime, ratings = taste_groups(100)
     anime_path, ratings_path = directory / "anime.csv", directory / "rating.csv"
@@ -87,7 +87,7 @@ def _small_database(directory: Path) -> str:
 
 
 def cmd_stress(args: argparse.Namespace) -> int:
-    from .errors import InvalidParameterError
+    from recommender.errors import InvalidParameterError
 
     if not args.seconds > 0 or args.threads < 2 or (args.writers is not None
                                                     and not 1 <= args.writers < args.threads):

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from rapidfuzz import fuzz, process, utils
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from .errors import InvalidParameterError
+from recommender.errors import InvalidParameterError
 
 #: Longest query accepted; titles are far shorter, so more is noise or abuse.
 MAX_QUERY_LENGTH = 200
@@ -91,7 +91,7 @@ class TitleSearch:
         else:
             self.bonus = popularity_bonus * np.log1p(members) / np.log1p(members.max())
 
-    # -- persistence (see recommender.persistence) --------------------------------------
+    # -- persistence (see recommender.serving.cache) --------------------------------------
     def state_dict(self) -> dict:
         """The fitted n-gram index as arrays (the titles are re-read from the catalogue)."""
         if self._postings is None:

@@ -15,9 +15,9 @@ from typing import Self
 
 import numpy as np
 
-from .base import Explanation, Scorer, Scores, TrainingData, UserProfile
-from .errors import ConfigurationError
-from .hybrid import scale_to_unit
+from recommender.core.scaling import scale_to_unit
+from recommender.core.types import Explanation, Scorer, Scores, TrainingData, UserProfile
+from recommender.errors import ConfigurationError
 
 
 def parse_weights(text: str) -> dict[str, float]:

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
-from .base import Explanation, Scores, TrainingData, UserProfile
+from recommender.core.types import Explanation, Scores, TrainingData, UserProfile
 
 #: Sparse products per Gram chunk: bounds each chunk's temporary arrays to ~250 MB.
 _CHUNK_PRODUCTS = 10_000_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from .evaluation import best_weights
+from recommender.evaluation.protocol import best_weights
 
 #: Human labels of the metric columns.
 LABELS = {"ndcg": "NDCG", "recall": "Recall", "precision": "Precision", "hit_rate": "Hit rate",

@@ -1,7 +1,7 @@
 """Benchmark: build time and memory, latency and neighbour recall at a given scale.
 
 ``python -m recommender bench --scale full2016`` generates (once) a synthetic
-data set of that scale in the Kaggle CSV format (:mod:`recommender.synthetic`),
+data set of that scale in the Kaggle CSV format (:mod:`recommender.data.synthetic`),
 then measures, in one process and one run:
 
 - reading the CSVs, CSR matrix build (seconds, matrix MiB, traced peak MiB);
@@ -37,11 +37,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .catalog import clean_anime, clean_ratings, read_anime_csv
-from .config import EngineParams
-from .engine import RecommenderEngine
-from .matrix import matrix_nbytes
-from .profiling import PROFILER, peak_rss_bytes
+from recommender.config import EngineParams
+from recommender.core.matrix import matrix_nbytes
+from recommender.core.profiling import PROFILER, peak_rss_bytes
+from recommender.data.catalog import clean_anime, clean_ratings, read_anime_csv
+from recommender.serving.engine import RecommenderEngine
 
 _log = logging.getLogger(__name__)
 
@@ -94,11 +94,11 @@ def dataset_paths(scale: str, data_root: Path, random_state: int = 0) -> tuple[P
     ``bundled`` means the real bundled files; the other scales are synthetic
     and are written under ``data_root/<scale>`` the first time.
     """
-    from .catalog import BUNDLED_ANIME, BUNDLED_RATINGS
+    from recommender.data.catalog import BUNDLED_ANIME, BUNDLED_RATINGS
 
     if scale == "bundled":
         return BUNDLED_ANIME, BUNDLED_RATINGS, {"source": "real bundled subset"}
-    from .synthetic import compare_table, generate
+    from recommender.data.synthetic import compare_table, generate
 
     out = data_root / scale
     anime_csv, rating_csv = out / "anime.csv", out / "rating.csv"
@@ -242,7 +242,8 @@ def bench_warm_load(params: EngineParams, workdir: Path, database_url: str | Non
     # Imports are timed apart: they are the interpreter's fixed cost, paid
     # before any data is touched, and the same at every scale.
     probe = ("import json, time; t = time.perf_counter(); "
-             "import recommender.service, recommender.mf, recommender.ease, recommender.blend; "
+             "import recommender.serving.startup, recommender.models.mf, "
+             "recommender.models.ease, recommender.models.blend; "
              "from recommender import RecommenderEngine; i = time.perf_counter(); "
              "e = RecommenderEngine.from_settings(); "
              "print(json.dumps({'imports': i - t, 'startup': time.perf_counter() - i, "

@@ -31,9 +31,17 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from tqdm.auto import tqdm
 
-from .catalog import ANIME_COLUMNS, CATALOGUE_COLUMNS, RATING_COLUMNS, clean_anime
-from .data import Anime, Rating, User, bump_revision, count_rows, set_meta, write_transaction
-from .errors import DataFormatError
+from recommender.data.catalog import ANIME_COLUMNS, CATALOGUE_COLUMNS, RATING_COLUMNS, clean_anime
+from recommender.data.database import (
+    Anime,
+    Rating,
+    User,
+    bump_revision,
+    count_rows,
+    set_meta,
+    write_transaction,
+)
+from recommender.errors import DataFormatError
 
 _log = logging.getLogger(__name__)
 
@@ -343,7 +351,7 @@ def ingest(engine: sa.Engine, anime: str | Path | pd.DataFrame | None = None,
 def ingest_bundled(engine: sa.Engine, *, progress: bool = False,
                    on_progress: Callable[[float], None] | None = None) -> IngestReport:
     """Ingest the bundled catalogue (with 2020 titles and synopses) and rating subset."""
-    from .catalog import BUNDLED_RATINGS, load_bundled_anime
+    from recommender.data.catalog import BUNDLED_RATINGS, load_bundled_anime
 
     return ingest(engine, load_bundled_anime(), BUNDLED_RATINGS, progress=progress,
                   on_progress=on_progress)

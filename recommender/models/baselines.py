@@ -6,7 +6,7 @@ from typing import Self
 
 import numpy as np
 
-from .base import Explanation, Scores, TrainingData, UserProfile
+from recommender.core.types import Explanation, Scores, TrainingData, UserProfile
 
 
 class Popularity:

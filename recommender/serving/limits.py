@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .errors import InvalidParameterError, QuotaExceededError
+from recommender.errors import InvalidParameterError, QuotaExceededError
 
 #: New users one browser session may create.
 MAX_USERS_PER_SESSION = 5

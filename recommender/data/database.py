@@ -21,9 +21,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from .catalog import CATALOGUE_COLUMNS
-from .config import redact_url
-from .errors import DatabaseError
+from recommender.config import redact_url
+from recommender.data.catalog import CATALOGUE_COLUMNS
+from recommender.errors import DatabaseError
 
 _log = logging.getLogger(__name__)
 
