@@ -18,15 +18,14 @@ import threading
 import pandas as pd
 import streamlit as st
 
-from recommender import RecommenderEngine, diagnostics
+from dashboard import summaries
+from recommender import RecommenderEngine
 from recommender.config import Settings, load_settings, redact_url
 from recommender.errors import DatabaseError, RecommenderError
+from recommender.models import registry
 from recommender.serving.limits import MAX_USERS_PER_SESSION, SessionQuota
 
 _log = logging.getLogger(__name__)
-
-#: Algorithms never offered in the dashboard (a baseline for tests only).
-HIDDEN_ALGORITHMS = ("random",)
 
 
 # ---------------------------------------------------------------------- settings
@@ -195,17 +194,17 @@ def get_index():
 # ---------------------------------------------------------------------- cached frames
 @st.cache_data(show_spinner=False, max_entries=8)
 def dataset_summary(version: str, _engine: RecommenderEngine) -> dict:
-    return diagnostics.dataset_summary(_engine)
+    return summaries.dataset_summary(_engine)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def rating_distribution(version: str, _engine: RecommenderEngine) -> pd.DataFrame:
-    return diagnostics.rating_distribution(_engine)
+    return summaries.rating_distribution(_engine)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def genre_counts(version: str, _engine: RecommenderEngine) -> pd.DataFrame:
-    return diagnostics.genre_counts(_engine)
+    return summaries.genre_counts(_engine)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -216,18 +215,21 @@ def user_ratings(version: str, user_id: int, _engine: RecommenderEngine) -> pd.D
 # ---------------------------------------------------------------------- page helpers
 def algorithm_choices(engine: RecommenderEngine) -> list[str]:
     """Algorithms to offer, hybrid first, then the collaborative ones, content and the rest."""
-    names = [a for a in engine.algorithms if a not in HIDDEN_ALGORITHMS]
+    names = [a for a in engine.algorithms
+             if a == registry.HYBRID or registry.get(a).offered]
     first = ["hybrid", *engine.collaborative_algorithms, "content"]
     ordered = [a for a in first if a in names]
     return ordered + [a for a in names if a not in ordered]
 
 
-ALGORITHM_LABELS = {"hybrid": "Hybrid", "user-user": "User-user", "content": "Content",
-                    "popularity": "Popularity", "mf": "Matrix factorisation", "ease": "EASE"}
-
-
 def algorithm_label(name: str) -> str:
-    return ALGORITHM_LABELS.get(name, name)
+    """How the dashboard names an algorithm (the registry's label)."""
+    if name == registry.HYBRID:
+        return "Hybrid"
+    try:
+        return registry.get(name).label
+    except RecommenderError:
+        return str(name)
 
 
 def random_user(engine: RecommenderEngine) -> int:

@@ -5,8 +5,6 @@ without it, the page says so and stops. The key is checked in constant time
 (``recommender.serving.admin.check_admin_key``) and again by every action.
 """
 
-import copy
-
 import streamlit as st
 
 import app_state
@@ -62,30 +60,26 @@ st.button("Run", type="primary", disabled=not confirmed, key="admin_run", on_cli
 requested = st.session_state.pop("admin_request", None)
 if requested:
     action = requested
-    # The cached engine keeps the settings it was built with, which hold the key of
-    # that time; the actions check the key and build the new engine from the
-    # settings of now, so SECRET_KEY can change without a restart. A shallow copy
-    # shares the database and the user lock, which is all the actions use.
-    current = copy.copy(engine)
-    current.settings = settings
+    # The actions check the key and build the new engine from the settings of now,
+    # so SECRET_KEY can change without a restart.
     bar = app_state.progress_bar()
     try:
         if action == "rebuild":
-            new_engine = admin.rebuild_index(current, key, bar)
+            new_engine = admin.rebuild_index(settings, key, bar)
             message = f"Index rebuilt: {len(new_engine.user_ids()):,} users."
         elif action == "reingest":
-            report, new_engine = admin.reingest_bundled(current, key, bar)
+            report, new_engine = admin.reingest_bundled(settings, key, bar, current=engine)
             message = (f"Bundled data ingested again: {report.anime_added:,} anime, "
                        f"{report.users_added:,} users and {report.ratings_added:,} ratings "
                        "added.")
         else:
-            deleted, new_engine = admin.delete_app_users(current, key, bar)
+            deleted, new_engine = admin.delete_app_users(engine, settings, key, bar)
             message = f"Deleted {deleted:,} app-created users."
     except RecommenderError as exc:  # a wrong key, an unreachable database, ...
         st.error(f"The action failed, nothing was changed: {exc}", icon=":material/error:")
         st.stop()
     finally:
         bar.done()
-    if new_engine is not current:
+    if new_engine is not None and new_engine is not engine:
         app_state.replace_engine(new_engine)
     st.success(message, icon=":material/check_circle:")

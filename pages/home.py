@@ -4,8 +4,8 @@ import plotly.express as px
 import streamlit as st
 
 import app_state
+from dashboard import summaries
 from recommender.core.profiling import PROFILER
-from recommender.tools import diagnostics
 
 engine = app_state.engine_or_stop()
 version = app_state.engine_version(engine)
@@ -76,7 +76,7 @@ database = info.get("database") or app_state.redacted_url(
 st.caption(f"Database: {app_state.md_escape(database)}"
            + (f" · index cache problem: {app_state.md_escape(info['cache_problem'])}"
               if info.get("cache_problem") else ""))
-stages = diagnostics.build_stages(PROFILER)
+stages = summaries.build_stages(PROFILER)
 if not stages.empty:
     fig = px.bar(stages, x="seconds", y="stage", orientation="h",
                  title="Build and load stages in this process (latest run of each)")

@@ -7,8 +7,8 @@ import streamlit as st
 
 import app_state
 from app_state import md_escape
+from dashboard import summaries
 from recommender.errors import RecommenderError
-from recommender.tools import diagnostics
 
 engine = app_state.engine_or_stop()
 # Ratings run -1..10 on the colour axis: -1 (watched, not rated) is grey, not a bad rating.
@@ -39,7 +39,7 @@ def open_neighbour(table_key: str, user_ids: list[int]) -> None:
 
 
 st.title("Neighbours")
-if engine.params.centre_ratings:
+if engine.knn.config.centre:
     st.caption("Similarity is the cosine between two users' centred ratings (each rating "
                "minus the user's shrunk mean), over the anime both rated; -1 (watched) "
                "counts as 0.")
@@ -60,7 +60,7 @@ state.current_user = user_id
 st.query_params.from_dict({"user": str(user_id), "k": str(k)})
 
 try:
-    found = diagnostics.ann_and_exact_neighbours(engine, user_id, k)
+    found = summaries.ann_and_exact_neighbours(engine, user_id, k)
 except RecommenderError as exc:
     st.error(f"Could not find neighbours: {exc}")
     st.stop()
@@ -95,13 +95,13 @@ with right:
 
 left, right = st.columns(2)
 with left:
-    dist = diagnostics.similarity_distribution(engine, user_id, k=200)
+    dist = summaries.similarity_distribution(engine, user_id, k=200)
     fig = px.histogram(dist, x="similarity", nbins=30,
                        title=f"Similarity of the {len(dist)} most similar users (exact)")
     fig.update_layout(margin=dict(t=50, b=10), height=340, yaxis_title="users")
     st.plotly_chart(fig)
 with right:
-    profile = diagnostics.genre_profile(engine, user_id, ann["user_id"].tolist())
+    profile = summaries.genre_profile(engine, user_id, ann["user_id"].tolist())
     if profile.empty:
         st.info(f"User {user_id} and the neighbours have no liked anime to profile.")
     else:
@@ -111,7 +111,7 @@ with right:
                           yaxis={"autorange": "reversed"}, xaxis_tickformat=".0%")
         st.plotly_chart(fig)
 
-heat = diagnostics.shared_ratings(engine, user_id, ann["user_id"].head(15).tolist())
+heat = summaries.shared_ratings(engine, user_id, ann["user_id"].head(15).tolist())
 st.subheader("Ratings on the anime they share")
 if heat.empty:
     st.info("The neighbours share no watched anime with this user.")

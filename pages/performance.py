@@ -5,9 +5,10 @@ import plotly.express as px
 import streamlit as st
 
 import app_state
+from dashboard import summaries
 from recommender.core.profiling import PROFILER
 from recommender.errors import RecommenderError
-from recommender.tools import diagnostics
+from recommender.tools import measure
 
 engine = app_state.engine_or_stop()
 state = st.session_state
@@ -18,7 +19,7 @@ st.title("Performance")
 
 # ------------------------------------------------------------------ latest requests
 st.subheader("Where the time goes: the latest requests")
-breakdown = diagnostics.request_breakdown(PROFILER.records(), last=20)
+breakdown = summaries.request_breakdown(PROFILER.records(), last=20)
 if breakdown.empty:
     st.info("No recommendation has been requested in this process yet: get some on the "
             "Recommend page or run the latency sample below.")
@@ -39,15 +40,15 @@ if c3.button("Run the latency sample", icon=":material/play_arrow:", type="prima
     if not chosen:
         st.warning("Pick at least one algorithm.")
     else:
-        users = diagnostics.sample_users(engine, sample_size)
+        users = measure.sample_users(engine, sample_size)
         with st.spinner(f"Timing {len(users)} users × {len(chosen)} algorithms…"):
-            state.perf_latency = diagnostics.latency_sample(engine, users, chosen, n=10)
+            state.perf_latency = measure.latency_sample(engine, users, chosen, n=10)
         st.rerun()  # redraw the per-request chart above with these requests in it
 sample = state.get("perf_latency")
 if sample is None:
     st.caption("Press the button to time top-10 recommendations for a random sample of users.")
 else:
-    summary = diagnostics.latency_summary(sample)
+    summary = measure.latency_summary(sample)
     left, right = st.columns([3, 2])
     fig = px.box(sample, x="algorithm", y="ms", points="outliers",
                  title=f"Latency of top-10 requests over {sample['user_id'].nunique()} users")
@@ -91,8 +92,9 @@ def ann_comparison() -> None:
                "hnswlib searches max(ef, candidates + 1) wide, so lower the candidates to "
                "see ef's effect. Recall: share of the exact top-k found.")
     c1, c2, c3, c4 = st.columns(4)
-    ef = c1.slider("ef (search width)", 10, 500, engine.knn.index_.ef, step=10, key="perf_ef")
-    candidates = c2.slider("Candidates re-ranked", 10, 500, engine.params.n_candidates, step=10,
+    ef = c1.slider("ef (search width)", 10, 500, engine.knn.config.ef, step=10, key="perf_ef")
+    candidates = c2.slider("Candidates re-ranked", 10, 500, engine.knn.config.n_candidates,
+                           step=10,
                            key="perf_candidates")
     k = c3.slider("k", 5, 50, 20, step=5, key="perf_k")
     n_users = c4.slider("Users", 5, 50, 20, step=5, key="perf_ann_users")
@@ -100,7 +102,7 @@ def ann_comparison() -> None:
         st.warning(f"Candidates ({candidates}) must be at least k ({k}); using {k}.")
         candidates = k
     try:
-        result = diagnostics.ann_vs_exact(engine, diagnostics.sample_users(engine, n_users,
+        result = measure.ann_vs_exact(engine, measure.sample_users(engine, n_users,
                                                                            random_state=1),
                                           k=k, ef=ef, n_candidates=candidates)
     except RecommenderError as exc:

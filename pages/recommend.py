@@ -6,12 +6,12 @@ from streamlit_searchbox import st_searchbox
 
 import app_state
 from app_state import md_escape
+from dashboard import summaries
 from recommender.errors import (
     EmptyInputError,
     QuotaExceededError,
     RecommenderError,
 )
-from recommender.tools import diagnostics
 
 engine = app_state.engine_or_stop()
 version = app_state.engine_version(engine)
@@ -66,7 +66,7 @@ if "rec_n" not in state:
             notices.append(f"n must be a whole number from 1 to 50, not “{raw}”.")
             n = 10
     state.rec_n = n
-state.setdefault("rec_k", min(max(params.n_neighbors, 5), 100))
+state.setdefault("rec_k", min(max(engine.knn.config.n_neighbours, 5), 100))
 state.setdefault("my_list", {})
 state.setdefault("created_users", [])
 quota = app_state.session_quota()
@@ -265,7 +265,7 @@ changes = None
 if reference is None or reference["context"] != context:
     state.rec_reference, state.rec_changes = current, None
 elif reference["weight"] != weight:
-    entered, left_ids = diagnostics.top_n_changes(reference["ids"], ids)
+    entered, left_ids = summaries.top_n_changes(reference["ids"], ids)
     changes = {"from": reference["weight"], "to": weight, "entered": entered,
                "left": left_ids, "names": {**reference["names"], **current["names"]}}
     state.rec_changes = changes

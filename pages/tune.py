@@ -4,14 +4,14 @@ import os
 
 import streamlit as st
 
-from recommender.config import EngineParams
+from dashboard.charts import LABELS, tradeoff_chart, weight_curve
+from recommender.config import EngineParams, load_settings
 from recommender.data.catalog import load_bundled_anime, load_bundled_ratings
-from recommender.evaluation.protocol import DEFAULT_CACHE_DIR, METRICS, SEGMENTS, EvalSpec, evaluate
-from recommender.tools.evaluation_charts import LABELS, tradeoff_chart, weight_curve
+from recommender.evaluation import METRICS, SEGMENTS, EvalSpec, evaluate
 
 # Tests and small machines lower the default user count (and may redirect the cache).
 DEFAULT_USERS = int(os.environ.get("ANIREC_TUNE_USERS", "300"))
-CACHE_DIR = os.environ.get("ANIREC_EVAL_CACHE_DIR", str(DEFAULT_CACHE_DIR))
+CACHE_DIR = os.environ.get("ANIREC_EVAL_CACHE_DIR") or str(load_settings().eval_cache_dir)
 
 
 @st.cache_resource(show_spinner="Loading the bundled data…")

@@ -9,13 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 
+from recommender.config import load_settings
+from recommender.core.jsonio import json_default
 from recommender.errors import RecommenderError
+from recommender.serving.engine import RecommenderEngine
 
 _log = logging.getLogger(__name__)
 
@@ -29,8 +32,6 @@ class _Parser(argparse.ArgumentParser):
 
 def load_engine(args: argparse.Namespace):
     """The engine the commands query: the database in DATABASE_URL plus the index cache."""
-    from recommender.serving.engine import RecommenderEngine
-
     return RecommenderEngine.from_settings()
 
 
@@ -38,19 +39,11 @@ def _print_frame(frame: pd.DataFrame, columns: Sequence[str], as_json: bool) -> 
     if as_json:
         records = frame.to_dict(orient="records")
         print(json.dumps({"rows": records, "meta": {k: v for k, v in frame.attrs.items()}},
-                         default=_json_default, ensure_ascii=False, indent=2))
+                         default=json_default, ensure_ascii=False, indent=2))
         return
     shown = frame[[c for c in columns if c in frame.columns]]
     with pd.option_context("display.max_colwidth", 60, "display.width", 200):
         print(shown.to_string(index=False) if len(shown) else "(nothing found)")
-
-
-def _json_default(value):
-    if hasattr(value, "item"):
-        return value.item()
-    if value is pd.NA:
-        return None
-    return str(value)
 
 
 def _liked_from_args(engine, titles: Sequence[str], ids: Sequence[int]) -> dict:
@@ -103,7 +96,6 @@ def cmd_neighbors(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- database commands
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from recommender.config import load_settings
     from recommender.data.database import create_db_engine, create_tables
     from recommender.data.ingest import ingest
 
@@ -123,8 +115,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_build_index(args: argparse.Namespace) -> int:
-    from recommender.serving.engine import RecommenderEngine
-
     engine = RecommenderEngine.from_settings(rebuild=True)
     info = engine.build_info
     print(f"built the index over {len(engine.user_ids())} users in {info['build_seconds']:.1f}s;"
@@ -209,21 +199,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Offline evaluation on the bundled data (its own engines, fitted on the train side)."""
     from tqdm import tqdm
 
-    from recommender.config import params_from_env
     from recommender.data.catalog import load_bundled_anime, load_bundled_ratings
-    from recommender.evaluation.protocol import (
-        ALGORITHMS,
-        DEFAULT_CACHE_DIR,
-        EvalSpec,
-        evaluate,
-        metrics_text,
-    )
+    from recommender.evaluation import ALGORITHMS, EvalSpec, evaluate, metrics_text
 
     if args.users < 0 or args.k < 1:
         raise _UsageError("--users must be >= 0 and --k >= 1")
     algorithms = tuple(a.strip() for a in args.algorithms.split(",") if a.strip())
+    settings = load_settings()
     spec = EvalSpec(split=args.split, n_users=args.users, k=args.k, random_state=args.seed,
-                    params=params_from_env(os.environ), algorithms=algorithms or ALGORITHMS,
+                    params=settings.params, algorithms=algorithms or ALGORITHMS,
                     collaborative=args.collaborative)
     bar = tqdm(total=None, desc=f"evaluating ({args.split})", unit="user", file=sys.stderr,
                disable=args.quiet)
@@ -233,7 +217,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     result = evaluate(load_bundled_anime(), load_bundled_ratings(), spec, progress=progress,
-                      cache_dir=None if args.no_cache else DEFAULT_CACHE_DIR)
+                      cache_dir=None if args.no_cache else settings.eval_cache_dir)
     bar.close()
     print(metrics_text(result))
     if args.json:
@@ -243,8 +227,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_evaluate(sub) -> None:
-    from pathlib import Path
-
     ev = sub.add_parser("evaluate", help="offline metrics of every algorithm and hybrid weight")
     ev.add_argument("--users", type=int, default=1000, help="users to evaluate (0 = all)")
     ev.add_argument("--seed", type=int, default=0, help="split and sampling seed")
@@ -258,9 +240,6 @@ def _add_evaluate(sub) -> None:
     ev.add_argument("--no-cache", action="store_true", help="recompute even when cached")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)
-
-
-COMMANDS: dict[str, Callable] = {}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -292,22 +271,18 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from recommender.config import params_from_env
     from recommender.tools.bench import run
 
-    params = params_from_env(__import__("os").environ)
     overrides = {k: v for k, v in (("dim", args.dim), ("n_candidates", args.n_candidates),
-                                   ("hnsw_ef", args.ef)) if v is not None}
-    params = replace(params, **overrides)
+                                   ("ef", args.ef)) if v is not None}
+    params = load_settings().params.with_model("user-user", **overrides)
     dims = [int(x) for x in args.curve_dims.split(",")] if args.curve_dims else None
     cands = [int(x) for x in args.curve_candidates.split(",")] if args.curve_candidates else None
     result = run(args.scale, out_dir=args.out, data_root=args.data_root, n_users=args.users,
                  params=params, curve=not args.no_curve, dims=dims, candidates=cands,
                  ingest=not args.no_ingest,
                  random_state=args.seed)
-    print((__import__("pathlib").Path(args.out) / f"{args.scale}.md").read_text())
+    print((Path(args.out) / f"{args.scale}.md").read_text())
     missed = [k for k, t in result["targets"].items() if t["met"] is False]
     print("targets missed: " + (", ".join(missed) if missed else "none"))
     return 0

@@ -1,93 +1,161 @@
-"""Settings, read once from the environment (and ``.env``), and engine parameters."""
+"""Settings, read once from the environment (and ``.env``), and the engine's parameters.
+
+Each model's hyper-parameters live once, in the config dataclass beside the
+model (``recommender/models/``); :class:`EngineParams` holds one of each, by
+algorithm name, plus the serving settings, and refers to those defaults rather
+than copying them. Every field can be set from the environment:
+
+- serving settings as ``ANIREC_<FIELD>``, e.g. ``ANIREC_HYBRID_WEIGHT=0.5``;
+- a model's as ``ANIREC_<MODEL>_<FIELD>``, e.g. ``ANIREC_USER_USER_N_NEIGHBOURS=100``,
+  ``ANIREC_EASE_L2=200`` or ``ANIREC_BLEND_WEIGHTS=ease:1,content:0.1``
+  (``<MODEL>`` is the registry entry's ``env``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import logging
 import os
-import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
+from recommender.core.params import (
+    config_dict,
+    config_from_dict,
+    field_type,
+    fit_key,
+    parse_value,
+)
+from recommender.core.paths import ROOT
+from recommender.core.redact import redact_url
 from recommender.errors import ConfigurationError
+from recommender.models import registry
+
+_log = logging.getLogger(__name__)
+
+#: Settings read from ANIREC_* that are not engine parameters.
+OTHER_SETTINGS = frozenset({"ANIREC_CACHE_DIR", "ANIREC_TUNE_USERS", "ANIREC_EVAL_CACHE_DIR",
+                            "ANIREC_TEST_POSTGRES_URL", "ANIREC_BENCH_POSTGRES"})
+
+
+def _default_models() -> Mapping[str, Any]:
+    return MappingProxyType(registry.default_configs())
 
 
 @dataclass(frozen=True)
 class EngineParams:
-    """Hyper-parameters of the engine's algorithms; part of every cache key.
+    """The serving settings and every model's configuration.
 
-    The defaults are the settings chosen on the validation split (see README,
-    "Evaluation"; ``scripts/tune.py`` reproduces the search).
+    ``models`` maps each algorithm name to its config; names left out get the
+    model's own defaults. Use :meth:`model` to read one and :meth:`with_model`
+    to change one. Only a model's *fit* fields key its cached state, so a
+    serving setting or a query-time field never refits anything.
     """
 
-    # user-user CF
-    n_neighbors: int = 200
-    dim: int = 32
-    n_candidates: int = 400
-    hnsw_m: int = 16
-    hnsw_ef_construction: int = 100
-    hnsw_ef: int = 300
-    like_threshold: float = 8.0
-    watched_weight: float = 0.5
-    damping: float = 5.0
-    # speed of the user-user build (see README "Performance")
-    svd_n_iter: int = 2
-    index_threads: int = 2
-    posting_budget: int = 200_000
-    centre_ratings: bool = False
-    disliked_weight: float = 0.5
-    similarity_power: float = 1.0
-    # content
-    use_synopsis: bool = True
-    use_type: bool = True
-    synopsis_weight: float = 1.0
-    type_weight: float = 0.2
-    # -- learned models ("mf", "ease" and their "blend"; see recommender/mf.py, ease.py)
-    use_models: bool = True           # False: skip fitting them (faster start, fewer algorithms)
-    mf_factors: int = 128
-    mf_regularization: float = 50.0
-    mf_alpha: float = 5.0             # confidence = 1 + alpha * (rating / 10)
-    mf_iterations: int = 15
-    mf_watched_value: float = 0.5     # preference of a -1 ("watched, not rated")
-    mf_bm25: bool = False
-    mf_dislike_below: float = 7.0     # ratings below this are dislikes (0: none)
-    ease_lambda: float = 100.0
-    ease_min_support: int = 5         # anime with fewer watchers are left out of EASE
-    ease_weighting: str = "rating"    # "binary" or "rating"
-    ease_dislike_below: float = 5.0   # ratings below this are negative inputs (0: none)
-    blend_weights: str = "ease:1.0,content:0.05"  # "name:weight,...", chosen on validation
-    # -- end of learned models
-    # serving
+    #: Share of the collaborative part in the hybrid (the dashboard's first value).
     hybrid_weight: float = 0.7
+    #: Recommend adult (Hentai) titles too.
     include_adult: bool = False
-    random_state: int = 0
+    #: Fit the learned models (mf, ease, blend); off makes start-up faster.
+    use_models: bool = True
+    models: Mapping[str, Any] = field(default_factory=_default_models)
 
-    def as_dict(self) -> dict:
-        return asdict(self)
+    def __post_init__(self) -> None:
+        given = dict(self.models)
+        unknown = sorted(set(given) - set(registry.names()))
+        if unknown:
+            raise ConfigurationError(f"no algorithm named {', '.join(unknown)}")
+        merged = registry.default_configs()
+        for name, config in given.items():
+            if not isinstance(config, registry.get(name).config):
+                raise ConfigurationError(f"the config of {name!r} must be a "
+                                         f"{registry.get(name).config.__name__}")
+            merged[name] = config
+        object.__setattr__(self, "models", MappingProxyType(merged))
+
+    def model(self, name: str) -> Any:
+        """The config of algorithm ``name``."""
+        registry.get(name)
+        return self.models[name]
+
+    def with_model(self, name: str, **changes) -> EngineParams:
+        """A copy with fields of one model's config changed."""
+        return replace(self, models={**self.models, name: replace(self.model(name), **changes)})
+
+    def fit_key(self, name: str) -> dict[str, Any]:
+        """What the fitted state of ``name`` depends on (its cache key)."""
+        return fit_key(self.model(name))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: the serving fields and each model's config."""
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
+                               if f.name != "models"}
+        out["models"] = {name: config_dict(config) for name, config in self.models.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> EngineParams:
+        """The inverse of :meth:`as_dict` (checked: a malformed dict is a ConfigurationError)."""
+        values = dict(values)
+        raw_models = values.pop("models", {}) or {}
+        if not isinstance(raw_models, Mapping):
+            raise ConfigurationError("models must be a mapping")
+        models = {name: config_from_dict(registry.get(name).config, dict(config))
+                  for name, config in raw_models.items()}
+        serving = {f.name for f in fields(cls)} - {"models"}
+        if set(values) - serving:
+            raise ConfigurationError(f"unknown engine settings {sorted(set(values) - serving)}")
+        return cls(**values, models=models)
 
 
-def _convert(raw: str, kind: type, name: str):
-    try:
-        if kind is bool:
-            value = raw.strip().lower()
-            if value in {"1", "true", "yes", "on"}:
-                return True
-            if value in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(raw)
-        return kind(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+def _serving_fields() -> list[dataclasses.Field]:
+    return [f for f in fields(EngineParams) if f.name != "models"]
 
 
 def params_from_env(environ: Mapping[str, str]) -> EngineParams:
-    """Engine parameters overridden by ``ANIREC_<FIELD>`` variables (e.g. ``ANIREC_DIM``)."""
-    values = {}
-    for f in fields(EngineParams):
+    """Engine parameters overridden by ``ANIREC_*`` variables (see the module docstring)."""
+    known: set[str] = set(OTHER_SETTINGS)
+    serving = {}
+    for f in _serving_fields():
         name = f"ANIREC_{f.name.upper()}"
+        known.add(name)
         if name in environ:
-            kind = type(getattr(EngineParams(), f.name))
-            values[f.name] = _convert(environ[name], kind, name)
-    return EngineParams(**values)
+            serving[f.name] = parse_value(environ[name], type(f.default), name)
+    models = {}
+    for algorithm in registry.ALGORITHMS:
+        changes = {}
+        for f in fields(algorithm.config):
+            name = f"ANIREC_{algorithm.env}_{f.name.upper()}"
+            known.add(name)
+            if name in environ:
+                changes[f.name] = parse_value(environ[name],
+                                              field_type(algorithm.config, f.name), name)
+        if changes:
+            try:
+                models[algorithm.name] = replace(algorithm.config(), **changes)
+            except (TypeError, ValueError) as exc:
+                raise ConfigurationError(f"{algorithm.name} settings: {exc}") from None
+    for name in sorted(n for n in environ if n.startswith("ANIREC_") and n not in known):
+        # A typo (or a setting renamed since) would otherwise be silently ignored.
+        same_field = sorted(k for k in known if k.endswith("_" + name[len("ANIREC_"):]))
+        close = same_field[:1] or difflib.get_close_matches(name, sorted(known), n=1)
+        _log.warning("%s is not a setting and is ignored%s", name,
+                     f" (did you mean {close[0]}?)" if close else "")
+    return EngineParams(**serving, models=models)
+
+
+def params_to_env(params: EngineParams) -> dict[str, str]:
+    """The ``ANIREC_*`` variables that make :func:`params_from_env` return ``params``."""
+    env = {f"ANIREC_{f.name.upper()}": str(getattr(params, f.name)) for f in _serving_fields()}
+    for algorithm in registry.ALGORITHMS:
+        config = params.model(algorithm.name)
+        for f in fields(config):
+            env[f"ANIREC_{algorithm.env}_{f.name.upper()}"] = str(getattr(config, f.name))
+    return env
 
 
 def load_environ() -> Mapping[str, str]:
@@ -99,8 +167,6 @@ def load_environ() -> Mapping[str, str]:
 
 
 # --------------------------------------------------------------------------- settings
-#: The repository root: relative paths in settings are taken from here, not the cwd.
-ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_PATH = ROOT / "data" / "anime.db"
 DEFAULT_CACHE_DIR = ROOT / "data" / "cache"
 
@@ -108,16 +174,6 @@ DEFAULT_CACHE_DIR = ROOT / "data" / "cache"
 def default_database_url() -> str:
     """The embedded SQLite file ``data/anime.db`` (absolute, so the cwd does not matter)."""
     return f"sqlite:///{DEFAULT_DATABASE_PATH}"
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``; safe to print or log."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # unparsable: hide whatever sits between "user:" and "@"
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
 
 
 @dataclass(frozen=True)
@@ -144,13 +200,18 @@ class Settings:
     def redacted_database_url(self) -> str:
         return redact_url(self.database_url)
 
+    @property
+    def eval_cache_dir(self) -> Path:
+        """Where offline evaluation results are cached (beside the model cache)."""
+        return self.cache_dir / "eval"
+
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Settings from ``environ`` (default: the process environment after ``.env``).
 
     ``DATABASE_URL`` (default: SQLite at ``data/anime.db``), ``ANIREC_CACHE_DIR``
     (default ``data/cache``; relative paths are taken from the repository root),
-    ``ANIREC_<FIELD>`` for engine parameters and ``SECRET_KEY``. With
+    ``ANIREC_*`` for engine parameters and ``SECRET_KEY``. With
     ``environ=None`` a ``.env`` file is read first; real variables win over it.
     """
     if environ is None:
@@ -166,3 +227,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         params=params_from_env(environ),
         secret_key=(environ.get("SECRET_KEY") or None),
     )
+
+
+__all__ = ["EngineParams", "Settings", "load_settings", "params_from_env", "params_to_env",
+           "redact_url", "ROOT"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +33,9 @@ def _ms(samples: list[float], q: float = 50) -> float:
 
 
 def step_times(engine: RecommenderEngine, rows: np.ndarray) -> dict[str, float]:
-    """Median milliseconds of each step of the ANN path (as UserKNN.neighbors runs it)."""
-    knn, state = engine.knn, engine.knn.state
-    want = knn.n_candidates + 1
+    """Median milliseconds of each step of the ANN path (as UserKNN.neighbours runs it)."""
+    knn, rows_of = engine.knn, engine.snapshot.rows
+    want = knn.config.n_candidates + 1
     steps: dict[str, list[float]] = {}
 
     def clock(name: str, start: float) -> float:
@@ -43,18 +44,18 @@ def step_times(engine: RecommenderEngine, rows: np.ndarray) -> dict[str, float]:
         return now
 
     for user in rows:
-        row, vector = state.similarity[user], state.vectors[user]
+        row, vector = rows_of.similarity[user], rows_of.vectors[user]
         if row.nnz == 0:
             continue
         t = time.perf_counter()
-        candidates, _ = knn.index_.query(vector, want)
+        candidates, _ = knn.index_.query(vector, want, ef=knn.config.ef)
         t = clock("hnswlib query", t)
         postings = knn._posting_candidates(row, want)
         t = clock("inverted-index candidates", t)
         union = np.union1d(candidates, postings)
         dense = np.zeros(row.shape[1], dtype=np.float32)
         dense[row.indices] = row.data
-        _sims = state.similarity[union] @ dense
+        _sims = rows_of.similarity[union] @ dense
         clock("union + exact re-rank", t)
     return {name: _ms(values) for name, values in steps.items()}
 
@@ -69,17 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     engine = RecommenderEngine.from_settings()
-    knn = engine.knn
+    knn, snapshot = engine.knn, engine.snapshot
     rng = np.random.default_rng(args.seed)
-    rows = rng.choice(knn.state.n_users, min(args.users, knn.state.n_users), replace=False)
+    rows = rng.choice(snapshot.n_users, min(args.users, snapshot.n_users), replace=False)
     profiles = [engine.profile(int(engine.user_ids()[r])) for r in rows]
-    print(f"{knn.state.n_users:,} users; dim={knn.components_.shape[0]}, "
-          f"engine posting_budget={knn.posting_budget}, n_candidates={knn.n_candidates}")
+    print(f"{snapshot.n_users:,} users; dim={knn.components_.shape[0]}, engine "
+          f"posting_budget={knn.config.posting_budget}, n_candidates={knn.config.n_candidates}")
 
     exact, exact_times = {}, []
     for profile in profiles:
         t = time.perf_counter()
-        found = knn.neighbors(profile, args.k, exact=True)
+        found = knn.neighbours(profile, snapshot, args.k, exact=True)
         exact_times.append(time.perf_counter() - t)
         exact[profile.user_idx] = set(found.user_idx.tolist())
     print(f"exact brute force p50 {_ms(exact_times):.2f} ms")
@@ -88,26 +89,23 @@ def main(argv: list[str] | None = None) -> int:
     for name, ms in step_times(engine, rows).items():
         print(f"  {name:28s} {ms:.3f}")
 
-    default_budget = knn.posting_budget
     print("| posting_budget | n_candidates | recall@k | p50 ms | p95 ms | exact/ANN |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")
-    try:
-        for budget in (int(b) for b in args.budgets.split(",")):
-            knn.posting_budget = budget
-            for n_candidates in (int(c) for c in args.candidates.split(",")):
-                recalls, times = [], []
-                for profile in profiles:
-                    t = time.perf_counter()
-                    found = knn.neighbors(profile, args.k, n_candidates=n_candidates)
-                    times.append(time.perf_counter() - t)
-                    truth = exact[profile.user_idx]
-                    if truth:
-                        recalls.append(len(truth & set(found.user_idx.tolist())) / len(truth))
-                print(f"| {budget} | {n_candidates} | {np.mean(recalls):.4f} | "
-                      f"{_ms(times):.2f} | {_ms(times, 95):.2f} | "
-                      f"{_ms(exact_times) / _ms(times):.1f}x |")
-    finally:
-        knn.posting_budget = default_budget
+    for budget in (int(b) for b in args.budgets.split(",")):
+        # Each budget gets its own model object sharing the fitted arrays.
+        probe = knn.with_config(replace(knn.config, posting_budget=budget))
+        for n_candidates in (int(c) for c in args.candidates.split(",")):
+            recalls, times = [], []
+            for profile in profiles:
+                t = time.perf_counter()
+                found = probe.neighbours(profile, snapshot, args.k, n_candidates=n_candidates)
+                times.append(time.perf_counter() - t)
+                truth = exact[profile.user_idx]
+                if truth:
+                    recalls.append(len(truth & set(found.user_idx.tolist())) / len(truth))
+            print(f"| {budget} | {n_candidates} | {np.mean(recalls):.4f} | "
+                  f"{_ms(times):.2f} | {_ms(times, 95):.2f} | "
+                  f"{_ms(exact_times) / _ms(times):.1f}x |")
     return 0
 
 

@@ -6,7 +6,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -14,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from recommender import EngineParams, RecommenderEngine  # noqa: E402
+from recommender.data import synthetic  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -31,29 +31,14 @@ def two_taste_groups(n_users_per_group: int = 20, seed: int = 0):
     Each user rates 6 random titles of their own taste 9-10 and 2 of the other 2-3,
     so a working recommender keeps each user inside their group.
     """
-    rng = np.random.default_rng(seed)
-    anime = pd.DataFrame({
-        "anime_id": np.arange(1, 21),
-        "name": [f"SciFi {i}" for i in range(1, 11)] + [f"Romance {i}" for i in range(11, 21)],
-        "genre": ["Action, Sci-Fi"] * 10 + ["Romance, Slice of Life"] * 10,
-        "type": ["TV"] * 20,
-        "episodes": [12] * 20,
-        "rating": [8.0] * 20,
-        "members": np.arange(1000, 1020),
-    })
-    rows = []
-    for user in range(1, 2 * n_users_per_group + 1):
-        own = np.arange(1, 11) if user % 2 == 0 else np.arange(11, 21)
-        other = np.arange(11, 21) if user % 2 == 0 else np.arange(1, 11)
-        for a in rng.choice(own, 6, replace=False):
-            rows.append((user, int(a), int(rng.integers(9, 11))))
-        for a in rng.choice(other, 2, replace=False):
-            rows.append((user, int(a), int(rng.integers(2, 4))))
-    ratings = pd.DataFrame(rows, columns=["user_id", "anime_id", "rating"])
-    return anime, ratings
+    return synthetic.two_taste_groups(n_users_per_group, seed=seed)
 
 
-TINY_PARAMS = EngineParams(dim=8, n_neighbors=10, n_candidates=40, hnsw_ef=50)
+#: TINY_PARAMS as environment variables, for tests that start a process.
+TINY_ENV = {"ANIREC_USER_USER_DIM": "8", "ANIREC_USER_USER_N_NEIGHBOURS": "10",
+            "ANIREC_USER_USER_N_CANDIDATES": "40", "ANIREC_USER_USER_EF": "50"}
+TINY_PARAMS = EngineParams().with_model("user-user", dim=8, n_neighbours=10, n_candidates=40,
+                                        ef=50)
 
 
 @pytest.fixture(scope="session")

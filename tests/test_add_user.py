@@ -60,22 +60,27 @@ def test_a_failure_between_database_and_index_keeps_neither(tiny_settings):
                                 {"u": user_id}).scalar() == 1
         raise RuntimeError("index unavailable")
 
-    engine._before_index_add = fail
+    publish = engine.publish_users
+
+    def fail_after_commit(frame):
+        fail(int(frame["user_id"].max()))
+
+    engine.publish_users = fail_after_commit  # the step after the database write
     with pytest.raises(RuntimeError, match="index unavailable"):
         engine.add_user(SCIFI_FAN)
     assert count_rows(engine.database) == before
     assert len(engine.user_ids()) == n_users and not engine.has_user(seen[0])
-    assert len(engine.knn.index_) == engine.knn.state.n_users
+    assert len(engine.knn.index_) == engine.snapshot.n_users
 
     # A failure inside the index add itself is undone as well.
-    engine._before_index_add = None
+    engine.publish_users = publish
     original = engine.knn.index_.add
     engine.knn.index_.add = lambda *a, **k: (_ for _ in ()).throw(MemoryError("no room"))
     with pytest.raises(MemoryError):
         engine.add_user(SCIFI_FAN)
     engine.knn.index_.add = original
     assert count_rows(engine.database) == before
-    assert engine.knn.state.n_users == n_users == engine.data.ratings.shape[0]
+    assert engine.snapshot.rows.vectors.shape[0] == n_users == engine.data.ratings.shape[0]
 
     user_id = engine.add_user(SCIFI_FAN)
     assert engine.has_user(user_id) and len(engine.recommend(user_id, n=3)) == 3

@@ -9,16 +9,14 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import ROOT, fill_tiny_database
 from streamlit.testing.v1 import AppTest
 
+from conftest import ROOT, TINY_ENV, fill_tiny_database
 from recommender.data.database import count_rows, create_db_engine, load_users
 from recommender.serving.limits import MAX_USERS_PER_SESSION
 
 TIMEOUT = 120
 KEY = "correct horse battery staple"
-TINY_ENV = {"ANIREC_DIM": "8", "ANIREC_N_NEIGHBORS": "10", "ANIREC_N_CANDIDATES": "40",
-            "ANIREC_HNSW_EF": "50"}
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -3,7 +3,6 @@
 import json
 
 from conftest import IN_CI
-
 from recommender.cli import main
 from recommender.tools.bench import TARGETS, check_targets, percentiles
 
@@ -22,7 +21,8 @@ def test_bench_tiny_writes_json_and_markdown(tmp_path, capsys):
     assert {"popularity", "content", "user-user", "hybrid", "mf", "ease"} <= timed
     assert "random" not in result["recommend_ms"]
     assert all(v["n"] == 20 for v in result["recommend_ms"].values())
-    assert 0 <= result["neighbours"]["recall"] <= 1
+    # 400 users: the index and the inverted index together find the exact neighbours.
+    assert result["neighbours"]["recall"] >= 0.95
     assert result["neighbours"]["exact_ms"]["n"] == 20
     assert [(r["dim"], r["n_candidates"]) for r in result["curve"]] == [(8, 20)]
     assert set(result["targets"]) == set(TARGETS)

@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from conftest import IN_CI, ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.realdata]

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import ROOT
 
 #: The CLI reads DATABASE_URL and ANIREC_CACHE_DIR; tests point them at a temp dir

@@ -45,14 +45,18 @@ def test_contract_for_a_what_if_list(tiny_engine, algorithm):
 
 
 def test_what_if_users_never_change_the_engine(tiny_engine, algorithm):
-    def state():
-        return (tiny_engine.data.ratings.nnz, len(tiny_engine.user_ids()),
-                len(tiny_engine.knn.index_))
-
-    before = state()
+    snapshot = tiny_engine.snapshot
+    arrays = [a.copy() for a in (snapshot.data.ratings.data, snapshot.data.ratings.indices,
+                                 snapshot.rows.similarity.data, snapshot.rows.vectors,
+                                 snapshot.data.users.ids)]
+    labels = np.sort(tiny_engine.knn.index_.labels())
     tiny_engine.recommend(liked={3: 10}, algorithm=algorithm, n=3)
-    after = state()
-    assert before == after
+    tiny_engine.neighbors(liked={3: 10, 14: 2}, k=3)
+    assert tiny_engine.snapshot is snapshot  # nothing was published
+    after = (snapshot.data.ratings.data, snapshot.data.ratings.indices,
+             snapshot.rows.similarity.data, snapshot.rows.vectors, snapshot.data.users.ids)
+    assert all(np.array_equal(a, b) for a, b in zip(arrays, after))
+    assert np.array_equal(np.sort(tiny_engine.knn.index_.labels()), labels)
 
 
 @pytest.mark.parametrize("kwargs, error", [

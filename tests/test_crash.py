@@ -17,6 +17,7 @@ import pytest
 
 from recommender import RecommenderEngine
 from recommender.data.database import count_rows, create_db_engine
+from recommender.serving.cache import ModelCache
 from recommender.tools.reliability import verify_consistency
 
 CHILD = Path(__file__).with_name("_crash_child.py")
@@ -83,5 +84,5 @@ def _crash_loop(mode, tiny_settings, tmp_path, request):
           f"cache problem): {starts}")
     assert added_total > 0
     # A later save clears what killed saves left behind.
-    engine.cache.remove_stale_temporaries(older_than=0)
+    ModelCache(tiny_settings.cache_dir).remove_stale_temporaries(older_than=0)
     assert not list(tiny_settings.cache_dir.glob(".*.tmp"))

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from conftest import two_taste_groups, write_csvs
 
+from conftest import two_taste_groups, write_csvs
 from recommender.config import ROOT, Settings, load_settings, redact_url
 from recommender.data.database import (
     count_rows,
@@ -27,15 +27,18 @@ def test_default_settings_use_sqlite_under_data():
 def test_settings_read_params_and_hide_secrets():
     settings = load_settings({
         "DATABASE_URL": "postgresql+psycopg://me:hunter2@db:5432/anime",
-        "SECRET_KEY": "top-secret", "ANIREC_DIM": "32", "ANIREC_CACHE_DIR": "tmp/cache",
+        "SECRET_KEY": "top-secret", "ANIREC_USER_USER_DIM": "24", "ANIREC_CACHE_DIR": "tmp/cache",
+        "ANIREC_HYBRID_WEIGHT": "0.25", "ANIREC_EASE_WEIGHTING": "binary",
     })
-    assert settings.params.dim == 32
+    assert settings.params.model("user-user").dim == 24
+    assert settings.params.hybrid_weight == 0.25
+    assert settings.params.model("ease").weighting == "binary"
     assert settings.cache_dir == ROOT / "tmp" / "cache"
     shown = repr(settings) + str(settings)
     assert "hunter2" not in shown and "top-secret" not in shown
     assert "me:***@db" in shown
-    with pytest.raises(ConfigurationError, match="ANIREC_DIM"):
-        load_settings({"ANIREC_DIM": "many"})
+    with pytest.raises(ConfigurationError, match="ANIREC_USER_USER_DIM"):
+        load_settings({"ANIREC_USER_USER_DIM": "many"})
 
 
 @pytest.mark.parametrize("url", [

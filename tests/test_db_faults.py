@@ -13,8 +13,8 @@ import uuid
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from conftest import IN_CI, POSTGRES_URL, ROOT, TINY_PARAMS, fill_tiny_database
 
+from conftest import IN_CI, POSTGRES_URL, ROOT, TINY_PARAMS, fill_tiny_database
 from recommender import RecommenderEngine
 from recommender.config import Settings
 from recommender.data.database import count_rows

@@ -8,12 +8,12 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, TINY_PARAMS, two_taste_groups
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import ROOT, TINY_PARAMS, two_taste_groups
 from recommender.errors import DataFormatError, InvalidParameterError
-from recommender.evaluation.protocol import (
+from recommender.evaluation import (
     ALGORITHMS,
     RELEVANT_RATING,
     WEIGHTS,
@@ -25,7 +25,6 @@ from recommender.evaluation.protocol import (
     catalogue_coverage,
     evaluate,
     genre_matrix,
-    headline,
     hit_rate_at_k,
     intra_list_diversity,
     metrics_table,
@@ -39,6 +38,7 @@ from recommender.evaluation.protocol import (
     split_ratings,
     variants,
 )
+from recommender.evaluation.tuning import headline
 
 LOG3, LOG5 = math.log2(3), math.log2(5)
 

@@ -13,10 +13,10 @@ from collections import Counter
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import ROOT, TINY_PARAMS, fill_tiny_database
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import ROOT, TINY_ENV, TINY_PARAMS, fill_tiny_database
 from recommender import RecommenderEngine
 from recommender.config import Settings
 from recommender.data.database import Anime, Rating, User
@@ -190,6 +190,10 @@ def test_ingest_malformed_csv(fuzz_engine, tmp_path_factory, header, rows, cut, 
     if isinstance(result, RecommenderError):
         assert checksum(database) == before
         assert str(path) in str(result)  # the message names the file
+    else:  # accepted: the database grew by exactly what the report says, and no anime
+        counts, _ = checksum(database)
+        assert counts == (before[0][0], before[0][1] + result.users_added,
+                          before[0][2] + result.ratings_added)
 
 
 @FUZZ
@@ -204,6 +208,10 @@ def test_ingest_malformed_anime_file(fuzz_engine, tmp_path_factory, body):
     result = _outcome("ingest anime", lambda: ingest(fuzz_engine.database, anime=path))
     if isinstance(result, RecommenderError):
         assert checksum(fuzz_engine.database) == before
+    else:  # accepted: only anime were added, as many as the report says
+        counts, _ = checksum(fuzz_engine.database)
+        assert counts == (before[0][0] + result.anime_added, before[0][1], before[0][2])
+        assert result.ratings_added == result.users_added == 0
 
 
 @pytest.mark.parametrize("args, code", [
@@ -218,8 +226,7 @@ def test_ingest_malformed_anime_file(fuzz_engine, tmp_path_factory, body):
 def test_cli_bad_arguments_are_one_line(fuzz_engine, args, code):
     settings = fuzz_engine.settings
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": settings.database_url,
-           "ANIREC_CACHE_DIR": str(settings.cache_dir), "ANIREC_DIM": "8",
-           "ANIREC_N_NEIGHBORS": "10", "ANIREC_N_CANDIDATES": "40", "ANIREC_HNSW_EF": "50"}
+           "ANIREC_CACHE_DIR": str(settings.cache_dir), **TINY_ENV}
     before = checksum(fuzz_engine.database)
     done = subprocess.run([sys.executable, "-m", "recommender", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)

@@ -5,8 +5,8 @@ import hashlib
 
 import pytest
 import sqlalchemy as sa
-from conftest import two_taste_groups, write_csvs
 
+from conftest import two_taste_groups, write_csvs
 from recommender.data.database import count_rows, create_db_engine, create_tables
 from recommender.data.ingest import ingest
 from recommender.errors import DataFormatError

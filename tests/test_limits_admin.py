@@ -3,6 +3,7 @@
 import re
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -97,7 +98,7 @@ def test_admin_key_is_compared_in_constant_time_and_off_when_unset():
         assert not check_admin_key(on, wrong)
     assert not check_admin_key(off, "") and not check_admin_key(off, None)
     assert not check_admin_key(Settings(secret_key=""), "")
-    source = (ROOT / "recommender" / "admin.py").read_text()
+    source = (ROOT / "recommender" / "serving" / "admin.py").read_text()
     assert "hmac.compare_digest" in source and not re.search(r"supplied\s*==", source)
 
 
@@ -105,15 +106,15 @@ def test_admin_actions_refuse_a_wrong_key(tiny_settings):
     engine = RecommenderEngine.from_settings(tiny_settings)
     engine.add_user({1: 10, 2: 3})
     before = count_rows(engine.database)
-    for action in (reingest_bundled, rebuild_index, delete_app_users):
-        with pytest.raises(AdminKeyError, match="SECRET_KEY is not set"):
-            action(engine, "anything")
-    keyed = RecommenderEngine.from_settings(Settings(
-        database_url=tiny_settings.database_url, cache_dir=tiny_settings.cache_dir,
-        params=tiny_settings.params, secret_key="s3cret"))
-    for action in (reingest_bundled, rebuild_index, delete_app_users):
-        with pytest.raises(AdminKeyError, match="wrong admin key"):
-            action(keyed, "not it")
+    keyed = replace(tiny_settings, secret_key="s3cret")
+    for settings, key, error in ((tiny_settings, "anything", "SECRET_KEY is not set"),
+                                 (keyed, "not it", "wrong admin key")):
+        with pytest.raises(AdminKeyError, match=error):
+            reingest_bundled(settings, key)
+        with pytest.raises(AdminKeyError, match=error):
+            rebuild_index(settings, key)
+        with pytest.raises(AdminKeyError, match=error):
+            delete_app_users(engine, settings, key)
     assert count_rows(engine.database) == before
 
 
@@ -124,7 +125,7 @@ def test_delete_app_users_and_rebuild_index(tiny_settings):
     engine = RecommenderEngine.from_settings(settings)
     dataset_users = set(engine.user_ids().tolist())
     added = [engine.add_user({1 + i: 10, 12: 2, 5: 6}) for i in range(4)]
-    deleted, fresh = delete_app_users(engine, "s3cret")
+    deleted, fresh = delete_app_users(engine, settings, "s3cret")
     assert deleted == 4 and fresh is not engine
     assert set(fresh.user_ids().tolist()) == dataset_users
     assert not any(fresh.has_user(u) for u in added)
@@ -134,7 +135,7 @@ def test_delete_app_users_and_rebuild_index(tiny_settings):
     new_id = fresh.add_user({3: 10, 14: 1})
     assert verify_consistency(RecommenderEngine.from_settings(settings)) == []
 
-    rebuilt = rebuild_index(fresh, "s3cret")
+    rebuilt = rebuild_index(settings, "s3cret")
     assert rebuilt.build_info["index"] == "built" and rebuilt.has_user(new_id)
     assert verify_consistency(rebuilt) == []
     assert RecommenderEngine.from_settings(settings).build_info["index"] == "loaded"
@@ -154,12 +155,8 @@ def test_reingest_bundled_adds_the_bundled_data_once(db_url, tmp_path):
     counts = count_rows(database)
     started = time.perf_counter()
 
-    class NoFit(RecommenderEngine):
-        """Stands in for an engine: only the database and settings matter here."""
-
-    engine = NoFit.__new__(NoFit)
-    engine.database, engine.settings = database, settings
-    report, same = reingest_bundled(engine, "s3cret")  # everything is there already
-    assert same is engine and report.ratings_added == 0 and count_rows(database) == counts
+    current = object()  # stands in for the running engine, which is kept
+    report, same = reingest_bundled(settings, "s3cret", current=current)  # all there already
+    assert same is current and report.ratings_added == 0 and count_rows(database) == counts
     print(f"re-ingest of the bundled data (nothing to add) took "
           f"{time.perf_counter() - started:.1f}s")

@@ -5,8 +5,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import TINY_PARAMS, two_taste_groups
 
+from conftest import TINY_PARAMS, two_taste_groups
 from recommender import RecommenderEngine
 from recommender.errors import ConfigurationError, UnknownAlgorithmError, UnknownAnimeError
 from recommender.models.blend import parse_weights
@@ -15,8 +15,8 @@ from recommender.models.mf import ALSFactorization
 
 MODELS = ["mf", "ease", "blend"]
 #: λ and regularisation scale with the data: the bundled defaults would swamp 40 users.
-MODEL_PARAMS = replace(TINY_PARAMS, mf_factors=4, mf_regularization=0.5, mf_alpha=10.0,
-                       ease_lambda=2.0, ease_min_support=2)
+MODEL_PARAMS = (TINY_PARAMS.with_model("mf", factors=4, regularization=0.5, alpha=10.0)
+                .with_model("ease", l2=2.0, min_support=2))
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def test_ease_closed_form_matches_a_direct_inverse():
 
 def test_ease_fit_restricts_to_supported_anime_and_matches_numpy(engine):
     data = engine.data
-    model = EASE(lam=2.0, min_support=17, weighting="rating").fit(data)
+    model = EASE(l2=2.0, min_support=17, weighting="rating", dislike_below=0.0).fit(data)
     support = np.bincount(data.ratings.indices, minlength=data.ratings.shape[1])
     assert model.items_.tolist() == np.flatnonzero(support >= 17).tolist()
     raw = data.ratings[:, model.items_].toarray().astype(np.float64)
@@ -172,7 +172,7 @@ def test_collaborative_defaults_to_user_user(engine):
 @pytest.mark.parametrize("cls, name", [(ALSFactorization, "mf"), (EASE, "ease")])
 def test_state_round_trip_scores_the_same(engine, cls, name):
     model = engine.scorer(name)
-    restored = cls.from_state(model.state_dict(), engine.data)
+    restored = cls.from_state(model.state_dict(), engine.data, model.config)
     for liked in ({1: 10, 4: 8}, {12: 9, 15: -1}):
         profile = engine.profile(liked=liked)
         assert np.array_equal(restored.score(profile).values, model.score(profile).values)
@@ -182,8 +182,8 @@ def test_state_round_trip_scores_the_same(engine, cls, name):
 
 def test_restored_models_are_used_as_they_are(engine):
     models = engine.models
-    rebuilt = RecommenderEngine.fit(engine.data, engine.params, knn=engine.knn, models=models)
-    assert rebuilt.scorer("mf") is models["mf"] and rebuilt.scorer("ease") is models["ease"]
+    rebuilt = RecommenderEngine.fit(engine.data, engine.params, models=models)
+    assert all(rebuilt.scorer(name) is model for name, model in models.items())
 
 
 def test_models_can_be_switched_off():

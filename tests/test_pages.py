@@ -10,8 +10,9 @@ import os
 from dataclasses import replace
 
 import pytest
-from conftest import ROOT
 from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
@@ -216,7 +217,8 @@ def test_cached_accessors_share_the_engine_state(engine):
     assert app_state.get_index() is engine.knn.index_
     key = app_state.settings_key(app_state.current_settings())
     other = app_state.settings_key(replace(app_state.current_settings(),
-                                           params=replace(engine.params, hnsw_ef=17)))
+                                           params=engine.params.with_model("user-user",
+                                                                           ef=17)))
     assert key != other  # new index parameters give a new cache entry
 
 
@@ -268,7 +270,7 @@ def test_performance_page_memory_latency_and_ann(engine):
     assert metrics["Sparse CSR matrix"] == f"{stats['matrix_bytes'] / 2**20:.1f} MiB"
     assert metrics["hnswlib index"] == f"{stats['index_bytes'] / 2**20:.1f} MiB"
     assert "Recall@20, re-ranked" in metrics
-    ef_before = engine.knn.index_.ef
+    config_before = engine.knn.config
 
     at.slider(key="perf_users").set_value(10)
     at.multiselect(key="perf_algorithms").set_value(["content", "user-user"])
@@ -285,4 +287,4 @@ def test_performance_page_memory_latency_and_ann(engine):
     assert not at.exception
     labels = [m.label for m in at.metric]
     assert "Recall@10, re-ranked" in labels
-    assert engine.knn.index_.ef == ef_before  # the comparison restores the shared index
+    assert engine.knn.config == config_before  # the comparison changes nothing shared

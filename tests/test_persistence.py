@@ -5,12 +5,16 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import TINY_PARAMS, two_taste_groups
 
+from conftest import TINY_PARAMS, two_taste_groups
 from recommender import RecommenderEngine
+from recommender.core.profiling import PROFILER
 from recommender.data.catalog import clean_anime, clean_ratings
 from recommender.errors import IndexCacheError
+from recommender.models.user_knn import UserKNN
+from recommender.serving.build import build_parts
 from recommender.serving.cache import ModelCache
+from recommender.serving.startup import save
 
 
 def fitted(ratings=None):
@@ -24,17 +28,26 @@ def fitted(ratings=None):
 def saved(tmp_path):
     engine = fitted()
     cache = ModelCache(tmp_path / "cache")
-    cache.save_knn(engine.data, engine.params, engine.knn)
+    save(cache, engine.params, engine.snapshot, engine.models, engine.search_index, None)
     return engine, cache
+
+
+def load_user_user(cache, engine, params=None):
+    """The user-user model and rows read back, as start-up reads them."""
+    params = params or engine.params
+    state = cache.load_state("user-user", engine.data, params.fit_key("user-user"))
+    knn = UserKNN.from_state(state, engine.data, params.model("user-user"))
+    return knn, cache.load_rows(engine.data)
 
 
 def test_round_trip_gives_the_same_model(saved):
     engine, cache = saved
-    knn = cache.load_knn(engine.data, engine.params)
-    assert np.array_equal(knn.vectors_, engine.knn.vectors_)
+    knn, rows = load_user_user(cache, engine)
+    assert np.array_equal(rows.vectors, engine.snapshot.rows.vectors)
     assert np.array_equal(knn.components_, engine.knn.components_)
     assert knn.mean_ == engine.knn.mean_
-    restored = RecommenderEngine.fit(engine.data, engine.params, knn=knn)
+    restored = RecommenderEngine(build_parts(engine.data, engine.params,
+                                             restored={"user-user": knn}, rows=rows))
     for user in (2, 3, 17):
         a = engine.neighbors(user, k=5)
         b = restored.neighbors(user, k=5)
@@ -42,12 +55,13 @@ def test_round_trip_gives_the_same_model(saved):
         assert engine.recommend(user, n=5)["anime_id"].tolist() == \
             restored.recommend(user, n=5)["anime_id"].tolist()
     manifest = json.loads(cache.manifest_path.read_text())
-    assert set(manifest["models"]["user-user"]["files"]) == {
-        "index", "user_ids", "anime_ids", "components", "vectors",
-        "similarity_indptr", "similarity_indices", "similarity_data"}
-    assert set(manifest["models"]["data"]["files"]) == {"indptr", "indices", "data"}
+    assert set(manifest["models"]["user-user"]["files"]) == {"index", "components"}
+    assert set(manifest["models"]["rows"]["files"]) == {
+        "similarity_indptr", "similarity_indices", "similarity_data", "vectors"}
+    assert set(manifest["models"]["data"]["files"]) == {
+        "user_ids", "anime_ids", "indptr", "indices", "data"}
     # Restored similarity rows are the fitted ones, entry for entry.
-    assert (knn.state.similarity != engine.knn.state.similarity).nnz == 0
+    assert (rows.similarity != engine.snapshot.rows.similarity).nnz == 0
     assert manifest["fingerprint"]["max_user_id"] == 40
 
 
@@ -62,7 +76,7 @@ def _corrupt_middle(path):
     (lambda d: _corrupt_middle(d / "user-user.index.bin"), "checksum"),
     (lambda d: (d / "user-user.index.bin").write_bytes(
         (d / "user-user.index.bin").read_bytes()[:1000]), "truncated"),
-    (lambda d: (d / "user-user.vectors.npy").unlink(), "missing"),
+    (lambda d: (d / "rows.vectors.npy").unlink(), "missing"),
     (lambda d: _corrupt_middle(d / "user-user.components.npy"), "checksum"),
     (lambda d: (d / "manifest.json").write_text((d / "manifest.json").read_text()[:50]),
      "no usable cache manifest"),
@@ -72,18 +86,22 @@ def test_damaged_cache_is_refused_before_hnswlib_reads_it(saved, damage, reason)
     engine, cache = saved
     damage(cache.directory)
     with pytest.raises(IndexCacheError, match=reason):
-        cache.load_knn(engine.data, engine.params)
+        load_user_user(cache, engine)
 
 
-def test_other_data_or_params_are_refused(saved):
+def test_other_data_or_fit_settings_are_refused(saved):
     engine, cache = saved
     _, ratings = two_taste_groups()
     changed = ratings.copy()
     changed.loc[0, "rating"] = 1 if changed.loc[0, "rating"] != 1 else 2
     with pytest.raises(IndexCacheError, match="other data"):
-        cache.load_knn(fitted(changed).data, engine.params)
-    with pytest.raises(IndexCacheError, match="other parameters"):
-        cache.load_knn(engine.data, replace(engine.params, hnsw_m=8))
+        load_user_user(cache, fitted(changed))
+    with pytest.raises(IndexCacheError, match="other settings"):
+        load_user_user(cache, engine, engine.params.with_model("user-user", m=8))
+    # A query-time setting is not part of the fit: the cached model is used.
+    knn, _ = load_user_user(cache, engine, engine.params.with_model("user-user", ef=77,
+                                                                     n_neighbours=3))
+    assert knn.config.ef == 77 and knn.config.n_neighbours == 3
 
 
 def test_from_settings_builds_loads_and_rebuilds_a_damaged_cache(tiny_settings):
@@ -106,7 +124,18 @@ def test_from_settings_builds_loads_and_rebuilds_a_damaged_cache(tiny_settings):
     assert "checksum" in third.build_info["cache_problem"]
     assert RecommenderEngine.from_settings(tiny_settings).build_info["index"] == "loaded"
 
-    changed = replace(tiny_settings, params=replace(tiny_settings.params, n_candidates=30))
+    # A serving or query-time setting refits nothing; a setting the fit depends on refits.
+    serving = replace(tiny_settings, params=replace(
+        tiny_settings.params.with_model("user-user", n_candidates=30, n_neighbours=7),
+        hybrid_weight=0.3, include_adult=True).with_model("blend", weights="ease:1"))
+    PROFILER.clear()
+    reused = RecommenderEngine.from_settings(serving)
+    assert reused.build_info["index"] == "loaded"
+    assert reused.build_info["models_loaded"] == ["content", "ease", "mf"]
+    assert not {r.stage for r in PROFILER.records()} & {
+        "content fit", "mf fit", "ease fit", "user-user fit"}
+    assert reused.knn.config.n_neighbours == 7 and reused.params.hybrid_weight == 0.3
+    changed = replace(tiny_settings, params=tiny_settings.params.with_model("user-user", dim=6))
     assert RecommenderEngine.from_settings(changed).build_info["index"] == "built"
     first.database.dispose()
 
@@ -125,7 +154,7 @@ def test_a_warm_start_loads_every_model_instead_of_fitting(tiny_settings):
         assert len(cold.search(query)) > 0
         assert (warm.search(query)["anime_id"].tolist()
                 == cold.search(query)["anime_id"].tolist())
-    fitted = {r.stage for r in PROFILER.records()} & {"content", "mf fit", "ease fit",
+    fitted = {r.stage for r in PROFILER.records()} & {"content fit", "mf fit", "ease fit",
                                                       "user-user fit"}
     assert not fitted
     for algorithm in ("content", "mf", "ease", "blend", "hybrid"):

@@ -70,10 +70,10 @@ def test_ann_neighbour_recall_against_exact_cosine(bundled_engine):
         start, end = ratings.indptr[row], ratings.indptr[row + 1]
         profile = UserProfile(ratings.indices[start:end].astype(np.int64),
                               ratings.data[start:end], int(row))
-        exact = knn.neighbors(profile, 20, exact=True)
+        exact = knn.neighbours(profile, bundled_engine.snapshot, 20, exact=True)
         if len(exact.user_idx) == 0:
             continue
-        approx = knn.neighbors(profile, 20)
+        approx = knn.neighbours(profile, bundled_engine.snapshot, 20)
         assert row not in set(approx.user_idx)
         recalls.append(len(set(approx.user_idx) & set(exact.user_idx)) / len(exact.user_idx))
     assert len(recalls) > 150

@@ -6,14 +6,14 @@ import subprocess
 import sys
 
 from conftest import ROOT
-
 from recommender import RecommenderEngine
+from recommender.config import params_to_env
 
 
 def _env(settings) -> dict:
     env = {**os.environ, "DATABASE_URL": settings.database_url,
            "ANIREC_CACHE_DIR": str(settings.cache_dir)}
-    env.update({f"ANIREC_{k.upper()}": str(v) for k, v in settings.params.as_dict().items()})
+    env.update(params_to_env(settings.params))
     return env
 
 

@@ -10,6 +10,7 @@ import sys
 import pytest
 import sqlalchemy as sa
 
+from conftest import TINY_ENV
 from recommender import RecommenderEngine
 from recommender.config import ROOT, Settings
 
@@ -96,8 +97,7 @@ def test_the_database_password_is_never_logged_or_printed(db_url, tiny_settings,
     shown = caplog.text + repr(settings) + str(settings) + repr(engine.build_info)
     assert PASSWORD not in shown and "admin-" not in shown
     env = {**os.environ, "DATABASE_URL": url, "ANIREC_CACHE_DIR": str(settings.cache_dir),
-           "SECRET_KEY": "admin-" + PASSWORD, "ANIREC_DIM": "8", "ANIREC_N_NEIGHBORS": "10",
-           "ANIREC_N_CANDIDATES": "40", "ANIREC_HNSW_EF": "50"}
+           "SECRET_KEY": "admin-" + PASSWORD, **TINY_ENV}
     for args in (["-v", "search", "Title"], ["-v", "neighbors", "--user", "987654"]):
         done = subprocess.run([sys.executable, "-m", "recommender", *args], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=120)

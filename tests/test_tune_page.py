@@ -3,11 +3,11 @@
 import json
 
 import pytest
-from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
+from conftest import ROOT
 from recommender.config import EngineParams
-from recommender.evaluation.protocol import ALGORITHMS, WEIGHTS
+from recommender.evaluation import ALGORITHMS, WEIGHTS
 
 pytestmark = pytest.mark.realdata
 

@@ -8,7 +8,7 @@ What -1 ("watched, not rated") means
 The raw rating matrix keeps -1 as an explicit stored value, so a watched anime
 is never recommended back. For *similarity* a -1 says only that the user
 watched the title, not whether they liked it, so it carries no taste signal:
-it contributes zero to the centred similarity rows (see
+it contributes zero to the similarity rows (see
 :func:`similarity_rows`). A user whose rows are all -1 therefore has a zero
 similarity vector and no neighbours; the engine falls back to content and then
 popularity for them. In the collaborative *aggregation* a neighbour's -1 counts

@@ -1,8 +1,8 @@
 """Per-stage timings and memory, kept in process for the dashboard to plot.
 
-``timed`` is cheap and wraps every request stage. ``memory_traced`` runs
-tracemalloc, which slows the traced code noticeably, so it wraps build stages
-only (load, matrix, vectors, index), never the per-request path.
+``timed`` is cheap and wraps every request stage. ``Profiler.stage(memory=True)``
+runs tracemalloc, which slows the traced code noticeably, so only build stages
+(load, matrix, the model fits) use it, never the per-request path.
 """
 
 from __future__ import annotations
@@ -90,20 +90,6 @@ def timed(stage: str, profiler: Profiler | None = None):
         @functools.wraps(func)
         def inner(*args, **kwargs):
             with (profiler or PROFILER).stage(stage):
-                return func(*args, **kwargs)
-
-        return inner
-
-    return wrap
-
-
-def memory_traced(stage: str, profiler: Profiler | None = None):
-    """Decorator: record wall time and peak traced memory (tracemalloc) of every call."""
-
-    def wrap(func):
-        @functools.wraps(func)
-        def inner(*args, **kwargs):
-            with (profiler or PROFILER).stage(stage, memory=True):
                 return func(*args, **kwargs)
 
         return inner

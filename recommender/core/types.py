@@ -1,17 +1,21 @@
-"""The one interface every algorithm implements, and the typed values it passes.
+"""The typed values every stage passes, and the small protocols the engine calls.
 
 An algorithm (a *scorer*) is fitted once on :class:`TrainingData` and then
 scores a :class:`UserProfile` against the whole catalogue, returning
 :class:`Scores`: one float per catalogue position, higher is better, and 0 for
 "no evidence". The engine owns everything around that: resolving users,
-excluding what they watched, ranking, blending and explaining. A new algorithm
-plugs in by implementing :class:`Scorer` and registering with the engine.
+excluding what they watched, ranking, blending and explaining.
+
+Everything that grows when a user is added (id maps, the rating matrix, the
+user-user rows) is one immutable :class:`Snapshot`. A request reads one
+snapshot from start to end (:class:`Context`), so a user added meanwhile is
+either wholly visible to it or not at all.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -19,15 +23,57 @@ import scipy.sparse as sp
 
 from recommender.core.matrix import IdIndex
 
+#: The data's "like": a rating at or above this is a like (and relevant offline).
+LIKE_RATING = 8.0
+
 
 @dataclass(frozen=True, eq=False)  # eq=False: ndarray fields don't support ==
 class TrainingData:
-    """What scorers are fitted on: the catalogue, id maps and the raw rating matrix."""
+    """The catalogue, id maps and raw rating matrix that scorers are fitted on."""
 
     anime: pd.DataFrame          # catalogue, one row per item_idx, in item order
     users: IdIndex               # user_id <-> row
     items: IdIndex               # anime_id <-> column (== catalogue order)
     ratings: sp.csr_matrix       # users x items, float32 raw ratings: -1 or 1..10
+
+
+@dataclass(frozen=True, eq=False)
+class UserRows:
+    """User-user's view of every user, row for row with the rating matrix.
+
+    ``similarity`` holds the L2-normalised rating rows whose dot product is the
+    users' cosine; ``vectors`` their compact projection (what the hnswlib index
+    holds); ``postings`` the similarity rows of the users present when the rows
+    were indexed, by anime (an inverted index; users added later are not in it).
+    """
+
+    similarity: sp.csr_matrix    # users x items, float32
+    vectors: np.ndarray          # users x dim, float32
+    postings: sp.csc_matrix      # indexed users x items, float32
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """One consistent state of the data: replaced whole when users are added, never mutated."""
+
+    data: TrainingData
+    rows: UserRows
+
+    @property
+    def n_users(self) -> int:
+        return self.data.ratings.shape[0]
+
+
+@dataclass(frozen=True, eq=False)
+class Context:
+    """What one request scores against: a snapshot, and per-request options.
+
+    ``neighbours`` is ``k`` for scorers that vote by nearest users (None: the
+    scorer's own default); scorers that do not use neighbours ignore it.
+    """
+
+    snapshot: Snapshot
+    neighbours: int | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,10 +98,6 @@ class UserProfile:
              np.array([0, len(order)], dtype=np.int32)),
             shape=(1, n_items),
         )
-
-    def liked(self, threshold: float) -> np.ndarray:
-        """Catalogue positions the user rated at least ``threshold``."""
-        return self.item_idx[self.ratings >= threshold]
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,7 +135,7 @@ class Scorer(Protocol):
         """Learn from the training data; returns self."""
         ...
 
-    def score(self, profile: UserProfile) -> Scores:
+    def score(self, profile: UserProfile, context: Context) -> Scores:
         """Score every catalogue item for ``profile`` (see :class:`Scores`)."""
         ...
 
@@ -102,17 +144,27 @@ class Scorer(Protocol):
         ...
 
 
-@dataclass(frozen=True, eq=False)
-class Recommendations:
-    """Ranked anime for one user, best first."""
+@runtime_checkable
+class SimilarItems(Protocol):
+    """A scorer that can also say which anime are most like one anime."""
 
-    item_idx: np.ndarray   # int64 catalogue positions
-    scores: np.ndarray     # float32, higher is better
-    method: str            # the algorithm that actually produced the ranking
-    requested: str         # the algorithm that was asked for
-    reasons: list[str]
-    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    def similar_items(self, item_idx: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``n`` other catalogue positions (int64) and similarities (float32), best first."""
+        ...
 
-    @property
-    def fallback(self) -> bool:
-        return self.method != self.requested
+
+@runtime_checkable
+class Persistent(Protocol):
+    """A fitted scorer that saves its learned state and is restored without refitting.
+
+    ``state_dict()`` maps names to arrays (saved as ``.npy``), objects with a
+    ``save(path)`` method (saved as files; restored as the verified path) and
+    plain JSON values.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        ...
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], data: TrainingData) -> Self:
+        ...

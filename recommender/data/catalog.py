@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recommender.core.paths import DATA_DIR
+from recommender.core.validate import MAX_ID
 from recommender.errors import DataFormatError
 
 #: Columns of the Kaggle 2016 ``anime.csv``, in file order.
@@ -25,7 +27,6 @@ CATALOGUE_COLUMNS = (
     "english_name", "japanese_name", "synopsis",
 )
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 BUNDLED_ANIME = DATA_DIR / "anime.csv"
 BUNDLED_RATINGS = DATA_DIR / "rating_subset.csv.gz"
 BUNDLED_ANIME_2020 = DATA_DIR / "anime_2020.csv.gz"
@@ -80,13 +81,43 @@ def clean_anime(frame: pd.DataFrame, *, source: str = "anime frame") -> pd.DataF
 
 
 def read_anime_csv(path: str | Path) -> pd.DataFrame:
-    """Read a Kaggle 2016 ``anime.csv`` (or ``.gz``) into a clean catalogue frame."""
+    """Read and validate a Kaggle 2016 ``anime.csv`` (or ``.gz``) into a clean catalogue frame.
+
+    Raises :class:`DataFormatError` naming the file, the line (the header is
+    line 1) and the problem: a missing column, an anime id that is not a
+    positive integer within the database's limit, or an id listed twice.
+    """
     path = Path(path)
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
+                            skip_blank_lines=False)
+    except FileNotFoundError:
+        raise DataFormatError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataFormatError(f"{path}: cannot read as CSV: {exc}") from exc
+        raise DataFormatError(f"{path}: cannot read as CSV: {one_line(exc)}") from None
+    missing = [c for c in ("anime_id", "name") if c not in frame.columns]
+    if missing:
+        raise DataFormatError(f"{path}: line 1: missing column(s) {', '.join(missing)} "
+                              f"(expected {', '.join(ANIME_COLUMNS)})")
+    raw = frame["anime_id"]
+    ids = pd.to_numeric(raw, errors="coerce")
+    bad = (ids.isna() | (ids != ids.round()) | (ids <= 0) | (ids > MAX_ID)).to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataFormatError(f"{path}: line {row + 2}: anime_id {raw.iloc[row]!r} is not a "
+                              "positive integer")
+    dup = ids.duplicated().to_numpy()
+    if dup.any():
+        row = int(np.flatnonzero(dup)[0])
+        raise DataFormatError(f"{path}: line {row + 2}: anime_id {int(ids.iloc[row])} "
+                              "appears more than once")
     return clean_anime(frame, source=str(path))
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (library messages can run to many lines)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else exc.__class__.__name__
 
 
 def read_2020_extras(anime_2020: str | Path, synopsis_2020: str | Path | None) -> pd.DataFrame:

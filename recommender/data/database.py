@@ -21,7 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from recommender.config import redact_url
+from recommender.core.redact import redact_url
 from recommender.data.catalog import CATALOGUE_COLUMNS
 from recommender.errors import DatabaseError
 
@@ -32,6 +32,10 @@ FETCH_ROWS = 200_000
 #: Users created in the app get ids from here up, so they never collide with the
 #: Kaggle data set's ids (at most 73,516), even if more of it is ingested later.
 APP_USER_ID_START = 1_000_000
+#: Where a user came from: the ingested data set, or created in the app.
+USER_SOURCES = ("dataset", "app")
+#: Key of the PostgreSQL advisory lock that serialises user-id allocation.
+USER_ID_LOCK = 0x616E6972  # "anir"
 
 
 class Base(DeclarativeBase):
@@ -193,6 +197,18 @@ def write_transaction(engine: sa.Engine):
     return engine.begin()
 
 
+def lock_user_ids(conn: sa.Connection) -> None:
+    """Hold the lock on user-id allocation until ``conn``'s transaction ends.
+
+    On SQLite, :func:`write_transaction`'s ``BEGIN IMMEDIATE`` already holds the
+    database's one write lock; on PostgreSQL a transaction-scoped advisory lock
+    serialises every process that adds or deletes users.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(
+            sa.bindparam("key", USER_ID_LOCK, type_=sa.BigInteger))))
+
+
 # --------------------------------------------------------------------------- loaders
 def _fetch_arrays(conn: sa.Connection, sql: str, dtypes: list,
                   params=None) -> list[np.ndarray]:
@@ -301,11 +317,6 @@ def max_user_id(conn: sa.Connection) -> int:
 def set_meta(conn: sa.Connection, key: str, value: str) -> None:
     conn.execute(sa.delete(Meta).where(Meta.key == key))
     conn.execute(sa.insert(Meta).values(key=key, value=value))
-
-
-def get_meta(engine: sa.Engine, key: str) -> str | None:
-    with engine.connect() as conn:
-        return conn.execute(sa.select(Meta.value).where(Meta.key == key)).scalar()
 
 
 # --------------------------------------------------------------------------- revision

@@ -31,7 +31,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from tqdm.auto import tqdm
 
-from recommender.data.catalog import ANIME_COLUMNS, CATALOGUE_COLUMNS, RATING_COLUMNS, clean_anime
+from recommender.core.validate import MAX_ID
+from recommender.data.catalog import (
+    CATALOGUE_COLUMNS,
+    RATING_COLUMNS,
+    clean_anime,
+    one_line,
+    read_anime_csv,
+)
 from recommender.data.database import (
     Anime,
     Rating,
@@ -46,8 +53,6 @@ from recommender.errors import DataFormatError
 _log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 250_000
-#: Ids must fit the tables' 32-bit integer columns.
-MAX_ID = 2**31 - 1
 #: Pair keys are user_id * KEY_STRIDE + anime_id (anime ids are < 2**20 here).
 KEY_STRIDE = 2**21
 
@@ -66,42 +71,7 @@ class IngestReport:
         return asdict(self)
 
 
-# --------------------------------------------------------------------------- anime
-def read_anime_file(path: str | Path) -> pd.DataFrame:
-    """Read and validate a Kaggle ``anime.csv``; returns a clean catalogue frame."""
-    path = Path(path)
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
-                            skip_blank_lines=False)
-    except FileNotFoundError:
-        raise DataFormatError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataFormatError(f"{path}: cannot read as CSV: {_one_line(exc)}") from None
-    missing = [c for c in ("anime_id", "name") if c not in frame.columns]
-    if missing:
-        raise DataFormatError(f"{path}: line 1: missing column(s) {', '.join(missing)} "
-                              f"(expected {', '.join(ANIME_COLUMNS)})")
-    raw = frame["anime_id"]
-    ids = pd.to_numeric(raw, errors="coerce")
-    bad = (ids.isna() | (ids != ids.round()) | (ids <= 0) | (ids > MAX_ID)).to_numpy()
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataFormatError(f"{path}: line {row + 2}: anime_id {raw.iloc[row]!r} is not a "
-                              "positive integer")
-    dup = ids.duplicated().to_numpy()
-    if dup.any():
-        row = int(np.flatnonzero(dup)[0])
-        raise DataFormatError(f"{path}: line {row + 2}: anime_id {int(ids.iloc[row])} "
-                              "appears more than once")
-    return clean_anime(frame, source=str(path))
-
-
 # --------------------------------------------------------------------------- ratings
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else exc.__class__.__name__
-
-
 def _rating_chunks(path: Path, chunk_rows: int):
     """Chunks of the ratings file with their first line number (the header is line 1)."""
     try:
@@ -109,7 +79,7 @@ def _rating_chunks(path: Path, chunk_rows: int):
     except FileNotFoundError:
         raise DataFormatError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataFormatError(f"{path}: cannot read as CSV: {_one_line(exc)}") from None
+        raise DataFormatError(f"{path}: cannot read as CSV: {one_line(exc)}") from None
     missing = [c for c in RATING_COLUMNS if c not in header.columns]
     if missing:
         raise DataFormatError(f"{path}: line 1: missing column(s) {', '.join(missing)} "
@@ -122,9 +92,9 @@ def _rating_chunks(path: Path, chunk_rows: int):
             yield line, chunk
             line += len(chunk)
     except (UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise DataFormatError(f"{path}: {_one_line(exc)}") from None
+        raise DataFormatError(f"{path}: {one_line(exc)}") from None
     except (OSError, EOFError) as exc:  # e.g. a truncated .gz
-        raise DataFormatError(f"{path}: cannot read past line {line}: {_one_line(exc)}") from None
+        raise DataFormatError(f"{path}: cannot read past line {line}: {one_line(exc)}") from None
 
 
 def _integers(path: Path, first_line: int, chunk: pd.DataFrame, column: str) -> np.ndarray:
@@ -299,7 +269,7 @@ def ingest(engine: sa.Engine, anime: str | Path | pd.DataFrame | None = None,
     if isinstance(anime, pd.DataFrame):
         catalogue = clean_anime(anime)
     elif anime is not None:
-        catalogue = read_anime_file(anime)
+        catalogue = read_anime_csv(anime)
     before = count_rows(engine)
     with engine.connect() as conn:
         known = np.asarray(conn.execute(sa.select(Anime.anime_id)).scalars().all(), np.int64)

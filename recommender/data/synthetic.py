@@ -401,3 +401,37 @@ def generate(scale: str, out_dir: str | Path, random_state: int = 0,
     stats = gen.write(out_dir, progress=progress)
     stats["seconds"] = round(time.perf_counter() - start, 2)
     return stats
+
+
+def two_taste_groups(n_users_per_group: int = 20, *, n_anime_per_group: int = 10,
+                     own: int = 6, other: int = 2, own_ratings: tuple[int, int] = (9, 10),
+                     other_ratings: tuple[int, int] = (2, 3), seed: int = 0):
+    """A tiny data set with a known answer: two taste groups that never mix.
+
+    The first ``n_anime_per_group`` anime are sci-fi, the rest romance; even
+    users love sci-fi, odd users romance. Each user rates ``own`` random titles
+    of their own taste within ``own_ratings`` and ``other`` of the other taste
+    within ``other_ratings``, so a working recommender keeps each user inside
+    their group. Returns the ``(anime, ratings)`` frames in the Kaggle format.
+    """
+    rng = np.random.default_rng(seed)
+    half = n_anime_per_group
+    anime = pd.DataFrame({
+        "anime_id": np.arange(1, 2 * half + 1),
+        "name": [f"SciFi {i}" for i in range(1, half + 1)]
+        + [f"Romance {i}" for i in range(half + 1, 2 * half + 1)],
+        "genre": ["Action, Sci-Fi"] * half + ["Romance, Slice of Life"] * half,
+        "type": ["TV"] * (2 * half),
+        "episodes": [12] * (2 * half),
+        "rating": [8.0] * (2 * half),
+        "members": np.arange(1000, 1000 + 2 * half),
+    })
+    scifi, romance = np.arange(1, half + 1), np.arange(half + 1, 2 * half + 1)
+    rows = []
+    for user in range(1, 2 * n_users_per_group + 1):
+        mine, theirs = (scifi, romance) if user % 2 == 0 else (romance, scifi)
+        for a in rng.choice(mine, own, replace=False):
+            rows.append((user, int(a), int(rng.integers(own_ratings[0], own_ratings[1] + 1))))
+        for a in rng.choice(theirs, other, replace=False):
+            rows.append((user, int(a), int(rng.integers(other_ratings[0], other_ratings[1] + 1))))
+    return anime, pd.DataFrame(rows, columns=["user_id", "anime_id", "rating"])

@@ -19,33 +19,45 @@ Protocol
   :data:`LIGHT_USER_RATINGS` explicit ratings in the training frame, ``heavy``
   the rest.
 - **Lists.** Each user's top-``k`` comes from the engine's own ranking path
-  (:meth:`RecommenderEngine.allowed_mask`, :meth:`~RecommenderEngine.fallback_chain`,
-  :meth:`~RecommenderEngine.rank`), so it is exactly what ``engine.recommend``
-  returns. Every algorithm is scored once per user; the hybrid is re-blended
-  for each weight from those scores.
+  (:class:`~recommender.serving.ranking.Ranker`: allowed items, fallback chain,
+  top n), so it is exactly what ``engine.recommend`` returns. Every algorithm
+  is scored once per user; the hybrid is re-blended for each weight from
+  those scores.
 
-Any scorer registered in the engine can be evaluated: name it in
-``EvalSpec.algorithms`` (and pass an ``engine_factory`` that registers it), or
-blend it as ``EvalSpec.collaborative``.
+Any algorithm of the registry can be evaluated: name it in
+``EvalSpec.algorithms``, or blend it as ``EvalSpec.collaborative``.
 """
-
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from recommender.config import EngineParams
-from recommender.errors import DataFormatError, InvalidParameterError
-from recommender.models.content import genre_sets
+from recommender.core.types import Context
+from recommender.errors import InvalidParameterError
+from recommender.evaluation.metrics import (
+    average_precision_at_k,
+    catalogue_coverage,
+    genre_matrix,
+    hit_rate_at_k,
+    intra_list_diversity,
+    ndcg_at_k,
+    novelty,
+    precision_at_k,
+    recall_at_k,
+    self_information,
+)
+from recommender.evaluation.split import Split, split_ratings
+from recommender.models import registry
+from recommender.models.registry import HYBRID
 from recommender.serving.engine import RecommenderEngine
 
 _log = logging.getLogger(__name__)
@@ -56,179 +68,17 @@ RELEVANT_RATING = 8
 LIGHT_USER_RATINGS = 20
 #: Hybrid weights swept: 0.0, 0.1, ..., 1.0 (rounded so 0.3 is the literal 0.3).
 WEIGHTS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
-#: Algorithms evaluated besides the hybrid sweep; popularity and random are baselines.
-ALGORITHMS: tuple[str, ...] = ("user-user", "content", "mf", "ease", "blend", "popularity",
-                               "random")
+#: Algorithms evaluated besides the hybrid sweep: every one the registry has.
+ALGORITHMS: tuple[str, ...] = registry.names()
 #: Metric columns of the results table, in display order.
 METRICS: tuple[str, ...] = ("ndcg", "recall", "precision", "hit_rate", "map",
                             "coverage", "novelty", "diversity")
 SEGMENTS: tuple[str, ...] = ("all", "light", "heavy")
-DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[2] / "data" / "cache" / "eval"
 #: Bump when the protocol or a metric changes, so old cached results are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 Progress = Callable[[int, int], None]
 EngineFactory = Callable[[pd.DataFrame, pd.DataFrame, EngineParams], RecommenderEngine]
-
-
-# ---------------------------------------------------------------------------- split
-@dataclass(frozen=True, eq=False)
-class Split:
-    """Disjoint train / validation / test rating frames whose union is the input."""
-
-    train: pd.DataFrame
-    validation: pd.DataFrame
-    test: pd.DataFrame
-    random_state: int
-
-    def frames(self, target: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """``(fit_on, held_out)`` for ``target`` "validation" or "test".
-
-        Validation is scored against a model fitted on train; test against one
-        fitted on train + validation (the validation rows are then known history).
-        """
-        if target == "validation":
-            return self.train, self.validation
-        if target == "test":
-            return pd.concat([self.train, self.validation], ignore_index=True), self.test
-        raise InvalidParameterError(f"split must be 'validation' or 'test', got {target!r}")
-
-
-def split_ratings(ratings: pd.DataFrame, *, validation_fraction: float = 0.2,
-                  test_fraction: float = 0.2, min_ratings: int = 5,
-                  random_state: int = 0) -> Split:
-    """Seeded per-user hold-out split of a ``user_id, anime_id, rating`` frame.
-
-    Of each user with at least ``min_ratings`` explicit ratings, ``test_fraction``
-    of the explicit rows (at least one) go to test and ``validation_fraction``
-    (at least one) to validation; -1 rows always stay in train. The same input
-    and ``random_state`` give the same split.
-    """
-    if not (0 < validation_fraction and 0 < test_fraction
-            and validation_fraction + test_fraction < 1):
-        raise InvalidParameterError("fractions must be positive and sum to less than 1")
-    if ratings.duplicated(["user_id", "anime_id"]).any():
-        # A pair in two parts would leak the held-out rating into training.
-        raise DataFormatError("ratings hold a (user_id, anime_id) pair more than once")
-    users = ratings["user_id"].to_numpy(np.int64)
-    explicit = ratings["rating"].to_numpy() > 0
-    codes, user_codes = np.unique(users, return_inverse=True)
-    counts = np.bincount(user_codes, weights=explicit, minlength=len(codes)).astype(np.int64)
-    # Explicit rows first within each user, in a seeded random order.
-    keys = np.random.default_rng(random_state).random(len(ratings))
-    order = np.lexsort((keys, ~explicit, user_codes))
-    starts = np.zeros(len(codes) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(user_codes, minlength=len(codes)), out=starts[1:])
-    position = np.empty(len(ratings), dtype=np.int64)
-    position[order] = np.arange(len(ratings)) - starts[user_codes[order]]
-    n = counts[user_codes]
-    eligible = explicit & (n >= min_ratings)
-    n_test = np.maximum(1, np.floor(n * test_fraction)).astype(np.int64)
-    n_val = np.maximum(1, np.floor(n * validation_fraction)).astype(np.int64)
-    is_test = eligible & (position < n_test)
-    is_val = eligible & ~is_test & (position < n_test + n_val)
-    is_train = ~(is_test | is_val)
-    return Split(ratings[is_train].reset_index(drop=True),
-                 ratings[is_val].reset_index(drop=True),
-                 ratings[is_test].reset_index(drop=True), random_state)
-
-
-# ---------------------------------------------------------------------------- metrics
-def _hits(ranked, relevant, k: int) -> np.ndarray:
-    """Boolean per position of the top ``k``: is that item relevant?"""
-    top = np.asarray(ranked)[:k]
-    return np.isin(top, np.asarray(list(relevant) if isinstance(relevant, (set, frozenset))
-                                   else relevant))
-
-
-def precision_at_k(ranked, relevant, k: int) -> float:
-    """Relevant items among the top ``k``, divided by ``k`` (a short list is not excused)."""
-    return float(_hits(ranked, relevant, k).sum()) / k
-
-
-def recall_at_k(ranked, relevant, k: int) -> float:
-    """Relevant items in the top ``k`` over all relevant items; 0 when none are relevant."""
-    n_relevant = len(relevant)
-    return float(_hits(ranked, relevant, k).sum()) / n_relevant if n_relevant else 0.0
-
-
-def hit_rate_at_k(ranked, relevant, k: int) -> float:
-    """1.0 when at least one relevant item is in the top ``k``, else 0.0."""
-    return float(_hits(ranked, relevant, k).any())
-
-
-def ndcg_at_k(ranked, relevant, k: int) -> float:
-    """Binary-gain NDCG: sum of 1/log2(rank+1) over hits, over the ideal for min(k, |relevant|)."""
-    hits = _hits(ranked, relevant, k)
-    ideal = min(k, len(relevant))
-    if ideal == 0:
-        return 0.0
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    return float((hits * discounts[:len(hits)]).sum() / discounts[:ideal].sum())
-
-
-def average_precision_at_k(ranked, relevant, k: int) -> float:
-    """AP@k: mean of precision@i at each hit rank i, over min(k, |relevant|)."""
-    hits = _hits(ranked, relevant, k)
-    ideal = min(k, len(relevant))
-    if ideal == 0:
-        return 0.0
-    precisions = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    return float((precisions * hits).sum() / ideal)
-
-
-def catalogue_coverage(lists: Sequence, n_items: int) -> float:
-    """Share of the ``n_items`` catalogue that appears in at least one list."""
-    if n_items <= 0:
-        return 0.0
-    shown = np.unique(np.concatenate([np.asarray(x, dtype=np.int64) for x in lists])) \
-        if len(lists) else np.empty(0)
-    return len(shown) / n_items
-
-
-def self_information(item_counts: np.ndarray, n_users: int) -> np.ndarray:
-    """-log2(share of users who have the item) per item, in bits.
-
-    An item nobody has counts as had by one user, so its value stays finite
-    (the rarest possible, log2(n_users)).
-    """
-    counts = np.maximum(np.asarray(item_counts, dtype=np.float64), 1.0)
-    return -np.log2(counts / max(n_users, 1))
-
-
-def novelty(ranked, information: np.ndarray) -> float:
-    """Mean self-information (bits, from training popularity) of a list's items; 0 if empty."""
-    ranked = np.asarray(ranked, dtype=np.int64)
-    return float(information[ranked].mean()) if len(ranked) else 0.0
-
-
-def genre_matrix(anime: pd.DataFrame) -> np.ndarray:
-    """Items x genres 0/1 matrix (float64) in catalogue order."""
-    sets = genre_sets(anime)
-    names = sorted(set().union(*sets)) if sets else []
-    column = {g: i for i, g in enumerate(names)}
-    out = np.zeros((len(sets), len(names)), dtype=np.float64)
-    for row, genres in enumerate(sets):
-        out[row, [column[g] for g in genres]] = 1.0
-    return out
-
-
-def intra_list_diversity(ranked, genres: np.ndarray) -> float:
-    """Mean pairwise Jaccard distance between the genre sets of a list's items.
-
-    ``genres`` is items x genres 0/1 (see :func:`genre_matrix`). Two items with
-    no genres at all count as identical (distance 0). NaN for fewer than 2 items.
-    """
-    ranked = np.asarray(ranked, dtype=np.int64)
-    if len(ranked) < 2:
-        return float("nan")
-    g = genres[ranked]
-    inter = g @ g.T
-    sizes = g.sum(axis=1)
-    union = sizes[:, None] + sizes[None, :] - inter
-    distance = np.where(union > 0, 1.0 - inter / np.where(union > 0, union, 1.0), 0.0)
-    upper = np.triu_indices(len(ranked), k=1)
-    return float(distance[upper].mean())
 
 
 # ---------------------------------------------------------------------------- setup
@@ -244,13 +94,14 @@ class EvalSpec:
     weights: tuple[float, ...] = WEIGHTS
     algorithms: tuple[str, ...] = ALGORITHMS
     collaborative: str = "user-user"
-    #: Names a custom ``engine_factory`` (e.g. one registering extra scorers).
+    #: Names a custom ``engine_factory`` (its results are cached apart).
     tag: str = ""
 
     def as_dict(self) -> dict:
-        out = asdict(self)
-        out["weights"], out["algorithms"] = list(self.weights), list(self.algorithms)
-        return out
+        return {"split": self.split, "n_users": self.n_users, "k": self.k,
+                "random_state": self.random_state, "params": self.params.as_dict(),
+                "weights": list(self.weights), "algorithms": list(self.algorithms),
+                "collaborative": self.collaborative, "tag": self.tag}
 
 
 @dataclass(frozen=True, eq=False)
@@ -297,6 +148,9 @@ def prepare(anime: pd.DataFrame, ratings: pd.DataFrame, spec: EvalSpec | None = 
     engine = factory(anime, fit_on, spec.params)
     for name in (*spec.algorithms, spec.collaborative):
         engine.scorer(name)  # an unknown name fails here, not after scoring
+    if spec.collaborative not in engine.collaborative_algorithms:
+        raise InvalidParameterError(f"{spec.collaborative!r} cannot be the hybrid's "
+                                    "collaborative part")
     items, users = engine.data.items, engine.data.users
     liked = held_out[held_out["rating"].to_numpy() >= RELEVANT_RATING]
     item_idx = items.numbers(liked["anime_id"].to_numpy())
@@ -347,21 +201,23 @@ def recommend_lists(setup: EvalSetup, wanted: Sequence[Variant] | None = None,
     """
     engine, spec = setup.engine, setup.spec
     wanted = list(wanted) if wanted is not None else variants(spec)
-    needed = {"content", "popularity"} | {v.algorithm for v in wanted if v.algorithm != "hybrid"}
-    if any(v.algorithm == "hybrid" for v in wanted):
+    needed = {"content", "popularity"} | {v.algorithm for v in wanted if v.algorithm != HYBRID}
+    if any(v.algorithm == HYBRID for v in wanted):
         needed.add(spec.collaborative)
+    ranker, context = engine.ranker, Context(engine.snapshot)
     out: dict[Variant, list[np.ndarray]] = {v: [] for v in wanted}
     total = len(setup.user_ids)
     step = max(1, total // 100)
+    no_exclusions = np.empty(0, np.int64)
     for done, user_id in enumerate(setup.user_ids, start=1):
         profile = engine.profile(user_id=int(user_id))
-        allowed = engine.allowed_mask(profile)
-        parts = {name: engine.scores(profile, name) for name in sorted(needed)}
+        allowed = ranker.allowed(profile, no_exclusions)
+        parts = {name: ranker.score(name, profile, context) for name in sorted(needed)}
         for v in wanted:
-            chain = engine.fallback_chain(
-                profile, v.algorithm, parts, collaborative=spec.collaborative,
+            chain = ranker.chain(
+                profile, context, v.algorithm, parts, collaborative=spec.collaborative,
                 weight=engine.params.hybrid_weight if v.weight is None else v.weight)
-            items, _ = engine.rank(chain, spec.k, allowed)
+            items, _ = ranker.top(chain, spec.k, allowed)
             out[v].append(items)
         if progress is not None and (done % step == 0 or done == total):
             progress(done, total)
@@ -423,7 +279,7 @@ class EvalResult:
     @classmethod
     def from_json(cls, payload: dict) -> EvalResult:
         spec_dict = dict(payload["spec"])
-        spec_dict["params"] = EngineParams(**spec_dict["params"])
+        spec_dict["params"] = EngineParams.from_dict(spec_dict["params"])
         spec_dict["weights"] = tuple(spec_dict["weights"])
         spec_dict["algorithms"] = tuple(spec_dict["algorithms"])
         table = pd.DataFrame(payload["table"])
@@ -448,12 +304,13 @@ def best_weights(table: pd.DataFrame, metric: str = "ndcg") -> pd.DataFrame:
 
 
 def evaluate(anime: pd.DataFrame, ratings: pd.DataFrame, spec: EvalSpec | None = None, *,
-             cache_dir: str | Path | None = DEFAULT_CACHE_DIR,
+             cache_dir: str | Path | None = None,
              engine_factory: EngineFactory | None = None,
              progress: Progress | None = None, split: Split | None = None) -> EvalResult:
     """Evaluate the hybrid at every weight plus each algorithm alone; cached on disk.
 
-    ``cache_dir=None`` disables the cache. ``progress(done, total)`` is called as
+    Results are cached as JSON under ``cache_dir`` (None: no cache; the CLI and
+    the dashboard pass ``Settings.eval_cache_dir``). ``progress(done, total)`` is called as
     users are scored (not at all when the result comes from the cache).
     """
     spec = spec or EvalSpec()
@@ -482,52 +339,6 @@ def evaluate(anime: pd.DataFrame, ratings: pd.DataFrame, spec: EvalSpec | None =
         tmp.write_text(json.dumps(result.to_json()))
         tmp.replace(path)  # atomic: a reader never sees half a file
     return result
-
-
-# ---------------------------------------------------------------------------- tuning
-def reusing_factory() -> EngineFactory:
-    """An engine factory that refits user-user CF only when its fitted state would change.
-
-    Neighbour count, like threshold, vote weights, similarity power and ``ef`` are
-    read at query time, so configurations differing only in those (or in content features)
-    share one SVD and hnswlib index. Meant for sequential tuning runs.
-    """
-    fitted: dict = {}
-    structural = ("dim", "damping", "centre_ratings", "hnsw_m", "hnsw_ef_construction",
-                  "random_state")
-
-    def factory(anime: pd.DataFrame, ratings: pd.DataFrame,
-                params: EngineParams) -> RecommenderEngine:
-        from recommender.data.catalog import clean_anime, clean_ratings
-
-        data = RecommenderEngine.training_data(clean_anime(anime), clean_ratings(ratings))
-        key = (data_fingerprint(anime, ratings), tuple(getattr(params, f) for f in structural))
-        base = fitted.get(key)
-        if base is None:
-            fitted.clear()  # one fitted model at a time keeps memory flat
-            base = RecommenderEngine.make_knn(params).fit(data)
-            fitted[key] = base
-        knn = copy.copy(base)
-        knn.n_neighbors, knn.n_candidates = params.n_neighbors, params.n_candidates
-        knn.like_threshold, knn.watched_weight = params.like_threshold, params.watched_weight
-        knn.disliked_weight, knn.similarity_power = params.disliked_weight, params.similarity_power
-        knn.ef = params.hnsw_ef
-        base.index_.set_ef(params.hnsw_ef)
-        return RecommenderEngine.fit(data, params, knn=knn)
-
-    return factory
-
-
-def headline(result: EvalResult, segment: str = "all", metric: str = "ndcg") -> dict:
-    """The figures a tuning table shows: each algorithm alone and the hybrid at its best."""
-    table = result.table[result.table["segment"] == segment]
-    out = {a: float(table.loc[table["variant"] == a, metric].iloc[0])
-           for a in result.spec.algorithms}
-    best = best_weights(result.table, metric)
-    best = best[best["segment"] == segment].iloc[0]
-    out["hybrid best"] = float(best[metric])
-    out["best weight"] = float(best["weight"])
-    return out
 
 
 def metrics_text(result: EvalResult) -> str:

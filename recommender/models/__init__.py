@@ -1,0 +1,1 @@
+"""The algorithms, one module each with its config, and the registry that lists them."""

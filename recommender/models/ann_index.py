@@ -59,19 +59,26 @@ def usable_rows(vectors: np.ndarray) -> np.ndarray:
     return np.linalg.norm(vectors, axis=1) > 1e-12
 
 
+#: The index's own search width. hnswlib searches max(ef, k) wide, and ``set_ef``
+#: is shared by every reader, so the width is chosen per query instead (see query).
+_BASE_EF = 10
+
+
 class AnnIndex:
     """Approximate nearest users by cosine over compact vectors (labels = user_idx).
 
-    ``ef`` is not saved by hnswlib; it is set on every build and load, and raised
-    to ``k`` for a query that asks for more.
+    The search width ``ef`` is a per-query argument: hnswlib keeps one ``ef``
+    per index, shared by every thread, so setting it for one caller would
+    retune every other. A query for ``k`` with width ``ef`` asks hnswlib for
+    ``max(k, ef)`` labels at its small base width and keeps the best ``k``,
+    which is exactly what a search of width ``ef`` returns.
     """
 
-    def __init__(self, dim: int, *, m: int = 16, ef_construction: int = 200, ef: int = 64,
+    def __init__(self, dim: int, *, m: int = 16, ef_construction: int = 200,
                  num_threads: int = 1):
         self.dim = int(dim)
         self.m = int(m)
         self.ef_construction = int(ef_construction)
-        self.ef = int(ef)
         self.num_threads = int(num_threads)
         self._index: hnswlib.Index | None = None
         self._lock = ReadWriteLock()
@@ -91,7 +98,7 @@ class AnnIndex:
                          ef_construction=self.ef_construction, random_seed=42)
         if keep.any():
             index.add_items(vectors[keep], labels[keep], num_threads=self.num_threads)
-        index.set_ef(self.ef)
+        index.set_ef(_BASE_EF)
         with self._lock.write():
             self._index = index
         return self
@@ -115,21 +122,22 @@ class AnnIndex:
     def __len__(self) -> int:
         return 0 if self._index is None else int(self._index.get_current_count())
 
-    def query(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def query(self, vector: np.ndarray, k: int,
+              ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Up to ``k`` nearest labels (int64) and their cosine similarities (float32), best first.
 
-        ``k`` is clamped to the number of indexed users; a zero query returns nothing.
+        ``ef`` is the search width (at least ``k`` in effect). ``k`` is clamped
+        to the number of indexed users; a zero query returns nothing.
         """
         vector = np.ascontiguousarray(np.atleast_2d(vector), dtype=np.float32)
         if not usable_rows(vector)[0]:
             return np.empty(0, np.int64), np.empty(0, np.float32)
+        want = int(k)
         with self._lock.read():
             index = self._require()
-            k = min(int(k), index.get_current_count())
+            k = min(max(want, int(ef or 0)), index.get_current_count())
             if k <= 0:
                 return np.empty(0, np.int64), np.empty(0, np.float32)
-            # hnswlib searches with max(ef, k), so a large k needs no set_ef here
-            # (set_ef would race with other readers).
             while True:
                 try:
                     labels, distances = index.knn_query(vector, k=k, num_threads=1)
@@ -140,13 +148,8 @@ class AnnIndex:
                     if k == 1:
                         return np.empty(0, np.int64), np.empty(0, np.float32)
                     k = max(1, k // 2)
-        return labels[0].astype(np.int64), (1.0 - distances[0]).astype(np.float32)
-
-    def set_ef(self, ef: int) -> None:
-        """Change the query-time search width (``ef``) for later queries."""
-        self.ef = int(ef)
-        with self._lock.write():
-            self._require().set_ef(self.ef)
+        return (labels[0][:want].astype(np.int64),
+                (1.0 - distances[0][:want]).astype(np.float32))
 
     def labels(self) -> np.ndarray:
         """All labels held by the index (int64)."""
@@ -166,14 +169,14 @@ class AnnIndex:
             self._require().save_index(str(path))
 
     @classmethod
-    def load(cls, path: str | Path, dim: int, *, m: int, ef_construction: int, ef: int,
+    def load(cls, path: str | Path, dim: int, *, m: int, ef_construction: int,
              extra_capacity: int = 1024) -> AnnIndex:
         """Load a saved index; hnswlib raises RuntimeError on a corrupt or truncated file."""
-        out = cls(dim, m=m, ef_construction=ef_construction, ef=ef)
+        out = cls(dim, m=m, ef_construction=ef_construction)
         index = hnswlib.Index(space="cosine", dim=dim)
         index.load_index(str(path))
         index.resize_index(index.get_current_count() + extra_capacity)
-        index.set_ef(ef)
+        index.set_ef(_BASE_EF)  # hnswlib does not save ef
         out._index = index
         return out
 

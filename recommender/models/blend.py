@@ -2,21 +2,29 @@
 
 Each part's scores are divided by their maximum for the user (as the hybrid
 does), so every part runs from 0 to 1 and 0 still means "no evidence"; the blend
-is ``sum(w_k * part_k)``. The default weights (``EngineParams.blend_weights``)
-were chosen by a grid on the validation users of ``scripts/holdout_models.py``:
-EASE with a small share of content; adding user-user or MF did not help there
-(README, "Learned models").
+is ``sum(w_k * part_k)``. The default weights (:class:`BlendConfig`) were chosen
+by a grid on the validation split: EASE with a small share of content; adding
+user-user or MF did not help there (README, "Learned models").
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Self
 
 import numpy as np
 
+from recommender.core.params import query_field
 from recommender.core.scaling import scale_to_unit
-from recommender.core.types import Explanation, Scorer, Scores, TrainingData, UserProfile
+from recommender.core.types import (
+    Context,
+    Explanation,
+    Scorer,
+    Scores,
+    TrainingData,
+    UserProfile,
+)
 from recommender.errors import ConfigurationError
 
 
@@ -38,25 +46,42 @@ def parse_weights(text: str) -> dict[str, float]:
     return weights
 
 
+@dataclass(frozen=True)
+class BlendConfig:
+    """``"name:weight,..."`` over fitted algorithms, chosen on validation."""
+
+    weights: str = query_field("ease:1.0,content:0.05")
+
+    def __post_init__(self) -> None:
+        parse_weights(self.weights)  # a malformed setting fails here, at start-up
+
+    @property
+    def parts(self) -> dict[str, float]:
+        return parse_weights(self.weights)
+
+
 class Blend:
     """Weighted sum of unit-scaled scores of already fitted scorers."""
 
     name = "blend"
 
-    def __init__(self, parts: Mapping[str, Scorer], weights: Mapping[str, float]):
+    def __init__(self, parts: Mapping[str, Scorer], config: BlendConfig | None = None,
+                 **overrides):
+        self.config = replace(config or BlendConfig(), **overrides)
+        weights = self.config.parts
         missing = sorted(set(weights) - set(parts))
         if missing:
             raise ConfigurationError(f"blend weights name unknown algorithms: {missing}")
         self.parts = {name: parts[name] for name in weights}
-        self.weights = dict(weights)
+        self.weights = weights
 
     def fit(self, data: TrainingData) -> Self:
         """Nothing to learn: the parts are fitted already."""
         return self
 
-    def score(self, profile: UserProfile) -> Scores:
+    def score(self, profile: UserProfile, context: Context) -> Scores:
         """``sum(w_k * scale_to_unit(part_k))`` over the parts."""
-        parts = {name: scorer.score(profile) for name, scorer in self.parts.items()}
+        parts = {name: scorer.score(profile, context) for name, scorer in self.parts.items()}
         scaled = {name: self.weights[name] * scale_to_unit(s.values) for name, s in parts.items()}
         values = np.sum(list(scaled.values()), axis=0)
         return Scores(values.astype(np.float32), self.name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Self
 
 import numpy as np
@@ -10,7 +11,15 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from recommender.core.types import Explanation, Scores, TrainingData, UserProfile
+from recommender.core.params import query_field
+from recommender.core.types import (
+    LIKE_RATING,
+    Context,
+    Explanation,
+    Scores,
+    TrainingData,
+    UserProfile,
+)
 
 
 def split_genres(text: str) -> list[str]:
@@ -23,30 +32,43 @@ def genre_sets(anime: pd.DataFrame) -> list[frozenset[str]]:
     return [frozenset(split_genres(g)) for g in anime["genre"].fillna("")]
 
 
-def item_features(anime: pd.DataFrame, *, use_synopsis: bool = True, use_type: bool = True,
-                  synopsis_weight: float = 0.5, type_weight: float = 0.2,
-                  max_features: int = 20000) -> sp.csr_matrix:
+def item_features(anime: pd.DataFrame, config: ContentConfig) -> sp.csr_matrix:
     """Items x features TF-IDF matrix with L2-normalised rows (float32 CSR).
 
     Blocks (genres; synopsis words; type) are normalised separately and then
     weighted, so a long synopsis cannot drown the genres. Rows with no feature
     at all stay zero.
     """
+    c = config
     genres = TfidfVectorizer(tokenizer=split_genres, lowercase=False, token_pattern=None,
                              sublinear_tf=True)
     blocks = [normalize(genres.fit_transform(anime["genre"].fillna("")))]
     synopsis = anime["synopsis"].fillna("") if "synopsis" in anime else None
-    if use_synopsis and synopsis is not None and (synopsis != "").sum() >= 2:
-        words = TfidfVectorizer(stop_words="english", max_features=max_features, min_df=2,
+    if c.use_synopsis and synopsis is not None and (synopsis != "").sum() >= 2:
+        words = TfidfVectorizer(stop_words="english", max_features=c.max_features, min_df=2,
                                 max_df=0.5, sublinear_tf=True)
-        blocks.append(synopsis_weight * normalize(words.fit_transform(synopsis)))
-    if use_type:
+        blocks.append(c.synopsis_weight * normalize(words.fit_transform(synopsis)))
+    if c.use_type:
         types = anime["type"].fillna("").map(lambda t: f"type:{t}" if t else "")
         kinds = TfidfVectorizer(tokenizer=lambda t: [t] if t else [], lowercase=False,
                                 token_pattern=None)
         if (types != "").any():
-            blocks.append(type_weight * normalize(kinds.fit_transform(types)))
+            blocks.append(c.type_weight * normalize(kinds.fit_transform(types)))
     return normalize(sp.hstack(blocks, format="csr")).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ContentConfig:
+    """Hyper-parameters of the content model; the defaults are the served ones."""
+
+    #: Listed anime rated at least this form the taste profile.
+    like_threshold: float = query_field(LIKE_RATING)
+    use_synopsis: bool = True
+    use_type: bool = True
+    #: Weights of the synopsis and type blocks against the genres (which weigh 1).
+    synopsis_weight: float = 1.0
+    type_weight: float = 0.2
+    max_features: int = 20000
 
 
 class ContentTfidf:
@@ -59,38 +81,28 @@ class ContentTfidf:
 
     name = "content"
 
-    def __init__(self, like_threshold: float = 8.0, use_synopsis: bool = True,
-                 use_type: bool = True, synopsis_weight: float = 0.5, type_weight: float = 0.2):
-        self.like_threshold = like_threshold
-        self.use_synopsis = use_synopsis
-        self.use_type = use_type
-        self.synopsis_weight = synopsis_weight
-        self.type_weight = type_weight
+    def __init__(self, config: ContentConfig | None = None, **overrides):
+        self.config = replace(config or ContentConfig(), **overrides)
 
     def fit(self, data: TrainingData) -> Self:
-        self.features_ = item_features(data.anime, use_synopsis=self.use_synopsis,
-                                       use_type=self.use_type,
-                                       synopsis_weight=self.synopsis_weight,
-                                       type_weight=self.type_weight)
+        self.features_ = item_features(data.anime, self.config)
         self.genres_ = genre_sets(data.anime)
         self.names_ = data.anime["name"].to_numpy()
         return self
 
     def state_dict(self) -> dict:
-        """The fitted feature matrix and hyper-parameters, enough for :meth:`from_state`."""
+        """The fitted feature matrix and configuration, enough for :meth:`from_state`."""
         features = self.features_
         return {
-            "params": {"like_threshold": self.like_threshold, "use_synopsis": self.use_synopsis,
-                       "use_type": self.use_type, "synopsis_weight": self.synopsis_weight,
-                       "type_weight": self.type_weight},
             "data": features.data, "indices": features.indices, "indptr": features.indptr,
             "shape": np.asarray(features.shape, dtype=np.int64),
         }
 
     @classmethod
-    def from_state(cls, state: dict, data: TrainingData) -> ContentTfidf:
+    def from_state(cls, state: dict, data: TrainingData,
+                   config: ContentConfig | None = None) -> ContentTfidf:
         """A fitted scorer from :meth:`state_dict` output, without refitting TF-IDF."""
-        scorer = cls(**state["params"])
+        scorer = cls(config)
         shape = tuple(int(x) for x in state["shape"])
         if shape[0] != len(data.anime):
             raise ValueError("content features do not match the catalogue")
@@ -101,12 +113,12 @@ class ContentTfidf:
         return scorer
 
     def _seeds(self, profile: UserProfile) -> tuple[np.ndarray, np.ndarray]:
-        liked = profile.ratings >= self.like_threshold
+        liked = profile.ratings >= self.config.like_threshold
         if liked.any():
             return profile.item_idx[liked], profile.ratings[liked].astype(np.float64)
         return profile.item_idx, np.ones(len(profile.item_idx))
 
-    def score(self, profile: UserProfile) -> Scores:
+    def score(self, profile: UserProfile, context: Context | None = None) -> Scores:
         seeds, weights = self._seeds(profile)
         n_items = self.features_.shape[0]
         if len(seeds) == 0:

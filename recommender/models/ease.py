@@ -14,13 +14,19 @@ block (see README for the measured peak and time).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Self
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
-from recommender.core.types import Explanation, Scores, TrainingData, UserProfile
+from recommender.core.types import Context, Explanation, Scores, TrainingData, UserProfile
+from recommender.errors import ConfigurationError
+from recommender.models.reasons import because_text
+
+#: How raw ratings become EASE inputs (see :func:`preference_values`).
+WEIGHTINGS = ("rating", "binary")
 
 #: Sparse products per Gram chunk: bounds each chunk's temporary arrays to ~250 MB.
 _CHUNK_PRODUCTS = 10_000_000
@@ -110,6 +116,27 @@ def _mirror_upper(a: np.ndarray, block: int = 1024) -> None:
         square[...] = np.triu(square) + np.triu(square, 1).T
 
 
+@dataclass(frozen=True)
+class EASEConfig:
+    """EASE hyper-parameters, tuned on the validation split (README, "Learned models")."""
+
+    #: The L2 penalty λ of Steck's closed form.
+    l2: float = 100.0
+    #: Anime with fewer watchers are left out (their weights would be noise).
+    min_support: int = 5
+    #: Input values: "rating" (rating / 10) or "binary" (1 for every watched anime).
+    weighting: str = "rating"
+    #: Input value of a -1 ("watched, not rated") under "rating".
+    watched_value: float = 0.5
+    #: Ratings below this are negative inputs (0: none).
+    dislike_below: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.weighting not in WEIGHTINGS:
+            raise ConfigurationError(f"EASE weighting {self.weighting!r} is not one of "
+                                     f"{', '.join(WEIGHTINGS)}")
+
+
 class EASE:
     """An "ease" scorer: ``x_u @ B`` over anime with at least ``min_support`` watchers.
 
@@ -119,26 +146,22 @@ class EASE:
 
     name = "ease"
 
-    def __init__(self, lam: float = 100.0, min_support: int = 5, weighting: str = "rating",
-                 watched_value: float = 0.5, dislike_below: float = 0.0):
-        self.lam = lam
-        self.dislike_below = dislike_below
-        self.min_support = min_support
-        self.weighting = weighting
-        self.watched_value = watched_value
+    def __init__(self, config: EASEConfig | None = None, **overrides):
+        self.config = replace(config or EASEConfig(), **overrides)
 
     def _values(self, raw: np.ndarray) -> np.ndarray:
-        return preference_values(raw, weighting=self.weighting, watched_value=self.watched_value,
-                                 dislike_below=self.dislike_below)
+        c = self.config
+        return preference_values(raw, weighting=c.weighting, watched_value=c.watched_value,
+                                 dislike_below=c.dislike_below)
 
     def fit(self, data: TrainingData) -> Self:
         """Compute ``B`` over the supported anime of ``data.ratings``; returns self."""
         ratings = sp.csr_matrix(data.ratings)
         support = np.bincount(ratings.indices, minlength=ratings.shape[1])
-        items = np.flatnonzero(support >= max(1, self.min_support))
+        items = np.flatnonzero(support >= max(1, self.config.min_support))
         x = sp.csr_matrix((self._values(ratings.data), ratings.indices, ratings.indptr),
                           shape=ratings.shape)[:, items]
-        weights = ease_weights(gram_matrix(x), self.lam) if len(items) else np.zeros((0, 0),
+        weights = ease_weights(gram_matrix(x), self.config.l2) if len(items) else np.zeros((0, 0),
                                                                                      np.float32)
         self._adopt(items, weights, data)
         return self
@@ -155,18 +178,13 @@ class EASE:
     # -- persistence ------------------------------------------------------------------
     def state_dict(self) -> dict:
         """Learned arrays and hyper-parameters, enough for :meth:`from_state`."""
-        return {
-            "params": {"lam": self.lam, "min_support": self.min_support,
-                       "weighting": self.weighting, "watched_value": self.watched_value,
-                       "dislike_below": self.dislike_below},
-            "items": self.items_,
-            "weights": self.weights_,
-        }
+        return {"items": self.items_, "weights": self.weights_}
 
     @classmethod
-    def from_state(cls, state: dict, data: TrainingData) -> EASE:
+    def from_state(cls, state: dict, data: TrainingData,
+                   config: EASEConfig | None = None) -> EASE:
         """A fitted scorer from :meth:`state_dict` output, without refitting."""
-        scorer = cls(**state["params"])
+        scorer = cls(config)
         items = np.asarray(state["items"], dtype=np.int64)
         weights = np.ascontiguousarray(state["weights"], dtype=np.float32)
         if weights.shape != (len(items), len(items)) or (
@@ -182,7 +200,7 @@ class EASE:
         keep = pos >= 0
         return pos[keep], self._values(profile.ratings[keep])
 
-    def score(self, profile: UserProfile) -> Scores:
+    def score(self, profile: UserProfile, context: Context | None = None) -> Scores:
         """``x_u @ B`` over the supported anime, clipped at 0; the rest score 0."""
         values = np.zeros(self.n_items_, dtype=np.float32)
         pos, x = self._inputs(profile)
@@ -219,9 +237,3 @@ class EASE:
             reasons.append(because_text(self.names_, top[:2]))
         return Explanation(reasons, {"because_items": because, "contributions": shares})
 
-
-def because_text(names: np.ndarray, items: list[int]) -> str:
-    """'because you liked A and B', or a neutral reason when nothing stands out."""
-    if not items:
-        return "fits your overall taste"
-    return "because you liked " + " and ".join(str(names[i]) for i in items)

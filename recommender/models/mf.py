@@ -17,6 +17,7 @@ confidence ``1 + alpha * v`` with ``v = rating / 10`` for a rated anime and
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Self
 
 import numpy as np
@@ -24,8 +25,8 @@ import scipy.linalg
 import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
-from recommender.core.types import Explanation, Scores, TrainingData, UserProfile
-from recommender.models.ease import because_text
+from recommender.core.types import Context, Explanation, Scores, TrainingData, UserProfile
+from recommender.models.reasons import because_text
 
 _CONTROLLER: ThreadpoolController | None = None
 
@@ -62,6 +63,24 @@ def confidence_matrix(ratings: sp.csr_matrix, *, alpha: float, watched_value: fl
     return pref
 
 
+@dataclass(frozen=True)
+class MFConfig:
+    """ALS hyper-parameters, tuned on the validation split (README, "Learned models")."""
+
+    factors: int = 128
+    regularization: float = 50.0
+    #: Confidence is 1 + alpha * preference.
+    alpha: float = 5.0
+    iterations: int = 15
+    #: Preference of a -1 ("watched, not rated").
+    watched_value: float = 0.5
+    #: BM25-weight the preferences first (damps very popular anime and long lists).
+    bm25: bool = False
+    #: Ratings below this are dislikes (negative confidence; 0: none).
+    dislike_below: float = 7.0
+    random_state: int = 0
+
+
 class ALSFactorization:
     """An "mf" scorer: ALS user and anime factors, scored by dot product.
 
@@ -71,17 +90,8 @@ class ALSFactorization:
 
     name = "mf"
 
-    def __init__(self, factors: int = 128, regularization: float = 0.05, alpha: float = 10.0,
-                 iterations: int = 15, watched_value: float = 0.5, bm25: bool = False,
-                 dislike_below: float = 0.0, random_state: int = 0):
-        self.dislike_below = dislike_below
-        self.factors = factors
-        self.regularization = regularization
-        self.alpha = alpha
-        self.iterations = iterations
-        self.watched_value = watched_value
-        self.bm25 = bm25
-        self.random_state = random_state
+    def __init__(self, config: MFConfig | None = None, **overrides):
+        self.config = replace(config or MFConfig(), **overrides)
 
     # -- fitting ----------------------------------------------------------------------
     def _model(self):
@@ -89,10 +99,11 @@ class ALSFactorization:
 
         # alpha is already folded into the confidences we pass in. The constructor checks
         # the BLAS thread count and warns once; under the limit it has no reason to.
+        c = self.config
         with threadpool_limits(1, "blas"):
-            return AlternatingLeastSquares(factors=self.factors, regularization=self.regularization,
-                                           alpha=1.0, iterations=self.iterations,
-                                           random_state=self.random_state)
+            return AlternatingLeastSquares(factors=c.factors, regularization=c.regularization,
+                                           alpha=1.0, iterations=c.iterations,
+                                           random_state=c.random_state)
 
     def fit(self, data: TrainingData) -> Self:
         """Factorise the confidence matrix of ``data.ratings``; returns self."""
@@ -105,8 +116,9 @@ class ALSFactorization:
         return self
 
     def _confidence(self, ratings: sp.csr_matrix) -> sp.csr_matrix:
-        return confidence_matrix(ratings, alpha=self.alpha, watched_value=self.watched_value,
-                                 bm25=self.bm25, dislike_below=self.dislike_below)
+        c = self.config
+        return confidence_matrix(ratings, alpha=c.alpha, watched_value=c.watched_value,
+                                 bm25=c.bm25, dislike_below=c.dislike_below)
 
     def _adopt(self, model, names: np.ndarray) -> None:
         self.model_ = model
@@ -120,24 +132,17 @@ class ALSFactorization:
     # -- persistence ------------------------------------------------------------------
     def state_dict(self) -> dict:
         """Learned arrays and hyper-parameters, enough for :meth:`from_state`."""
-        return {
-            "params": {"factors": self.factors, "regularization": self.regularization,
-                       "alpha": self.alpha, "iterations": self.iterations,
-                       "watched_value": self.watched_value, "bm25": self.bm25,
-                       "dislike_below": self.dislike_below,
-                       "random_state": self.random_state},
-            "user_factors": self.user_factors_,
-            "item_factors": self.item_factors_,
-        }
+        return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
 
     @classmethod
-    def from_state(cls, state: dict, data: TrainingData) -> ALSFactorization:
+    def from_state(cls, state: dict, data: TrainingData,
+                   config: MFConfig | None = None) -> ALSFactorization:
         """A fitted scorer from :meth:`state_dict` output, without training."""
-        scorer = cls(**state["params"])
+        scorer = cls(config)
         model = scorer._model()
         model.user_factors = np.ascontiguousarray(state["user_factors"], dtype=np.float32)
         model.item_factors = np.ascontiguousarray(state["item_factors"], dtype=np.float32)
-        if model.item_factors.shape != (data.ratings.shape[1], scorer.factors):
+        if model.item_factors.shape != (data.ratings.shape[1], scorer.config.factors):
             raise ValueError("item factors do not match the catalogue")
         scorer._adopt(model, data.anime["name"].to_numpy())
         return scorer
@@ -152,14 +157,14 @@ class ALSFactorization:
         if idx is not None and 0 <= idx < self.user_factors_.shape[0]:
             return self.user_factors_[idx]
         if len(profile.item_idx) == 0:
-            return np.zeros(self.factors, np.float32)
+            return np.zeros(self.config.factors, np.float32)
         # recalculate_user solves the user's least squares against the fixed item
         # factors and stores nothing on the model, so a what-if list changes nothing.
         with _single_threaded_blas():
             vector = self.model_.recalculate_user(0, self._row(profile))
         return np.asarray(vector, dtype=np.float32)
 
-    def score(self, profile: UserProfile) -> Scores:
+    def score(self, profile: UserProfile, context: Context | None = None) -> Scores:
         """Dot products of the user's factors with every anime's, clipped at 0."""
         vector = self.user_vector(profile)
         values = self.item_factors_ @ vector
@@ -205,7 +210,7 @@ class ALSFactorization:
         mine = factors[watched].astype(np.float64)
         # Small products: a threaded BLAS only adds hand-offs between threads here.
         with _single_threaded_blas():
-            system = (self._yty + self.regularization * np.eye(self.factors)
+            system = (self._yty + self.config.regularization * np.eye(self.config.factors)
                       + (mine * (np.abs(confidence) - 1.0)[:, None]).T @ mine)
             weighted = scipy.linalg.cho_solve(scipy.linalg.cho_factor(system),
                                               factors[np.asarray(item_idx)].T.astype(np.float64))

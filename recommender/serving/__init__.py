@@ -1,0 +1,1 @@
+"""Serving: the engine front class and its parts (requests, ranking, frames, cache, users)."""

@@ -5,7 +5,7 @@ for the key, and calls them with what was typed; every action checks the key
 again (:func:`check_admin_key`, constant-time) so a page cannot forget to.
 
 Each action that changes what the engine was built from returns a NEW engine,
-built by :meth:`RecommenderEngine.from_settings` on the same settings: that is
+built by :meth:`RecommenderEngine.from_settings` on the given settings: that is
 the simplest way to be sure memory equals the database again. The caller
 replaces the engine it shares (in Streamlit: clear the ``st.cache_resource``
 of ``get_engine`` and store the returned one). The old engine stays usable for
@@ -19,15 +19,13 @@ import hmac
 import logging
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
+from recommender.config import Settings
 from recommender.data import database as db
 from recommender.errors import AdminKeyError
+from recommender.serving.engine import RecommenderEngine
 
 if TYPE_CHECKING:
-    from recommender.config import Settings
     from recommender.data.ingest import IngestReport
-    from recommender.serving.engine import RecommenderEngine
 
 _log = logging.getLogger(__name__)
 
@@ -58,59 +56,42 @@ def require_admin_key(settings: Settings, supplied) -> None:
         raise AdminKeyError("wrong admin key")
 
 
-def _settings(engine: RecommenderEngine) -> Settings:
-    engine._require_database()
-    return engine.settings
-
-
-def reingest_bundled(engine: RecommenderEngine, key, progress=None
-                     ) -> tuple[IngestReport, RecommenderEngine]:
+def reingest_bundled(settings: Settings, key, progress=None, *,
+                     current: RecommenderEngine | None = None
+                     ) -> tuple[IngestReport, RecommenderEngine | None]:
     """Ingest the bundled data again (rows already present are skipped).
 
     Returns the report and the engine to use from now on: a new one when rows
-    were added, else ``engine`` itself.
+    were added, else ``current``.
     """
     from recommender.data.ingest import ingest_bundled
 
-    settings = _settings(engine)
     require_admin_key(settings, key)
-    report = ingest_bundled(engine.database)
+    database = db.create_db_engine(settings.database_url)
+    try:
+        report = ingest_bundled(database)
+    finally:
+        database.dispose()
     if not (report.anime_added or report.users_added or report.ratings_added):
-        return report, engine
-    return report, type(engine).from_settings(settings, progress)
+        return report, current
+    return report, RecommenderEngine.from_settings(settings, progress)
 
 
-def rebuild_index(engine: RecommenderEngine, key, progress=None) -> RecommenderEngine:
+def rebuild_index(settings: Settings, key, progress=None) -> RecommenderEngine:
     """Refit every model from the database and save the cache; returns the new engine."""
-    settings = _settings(engine)
     require_admin_key(settings, key)
-    return type(engine).from_settings(settings, progress, rebuild=True)
+    return RecommenderEngine.from_settings(settings, progress, rebuild=True)
 
 
-def delete_app_users(engine: RecommenderEngine, key, progress=None
+def delete_app_users(engine: RecommenderEngine, settings: Settings, key, progress=None
                      ) -> tuple[int, RecommenderEngine]:
     """Delete every user created in the app (``source = "app"``) and their ratings.
 
-    One transaction, under the same cross-process lock as ``add_user`` so no new
-    user is half-written meanwhile. Returns how many users were deleted and a new
-    engine built from the database (the cache is reused when it predates those
-    users, else rebuilt).
+    ``engine`` is the running engine, whose user store holds the lock that
+    ``add_user`` takes, so no new user is half-written meanwhile. Returns how
+    many users were deleted and a new engine built from the database (the
+    cache is reused when it predates those users, else rebuilt).
     """
-    from recommender.serving.startup import USER_ID_LOCK
-
-    settings = _settings(engine)
     require_admin_key(settings, key)
-    try:
-        with engine._user_lock, db.write_transaction(engine.database) as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(
-                    sa.bindparam("key", USER_ID_LOCK, type_=sa.BigInteger))))
-            app_users = sa.select(db.User.user_id).where(db.User.source == "app")
-            conn.execute(sa.delete(db.Rating).where(db.Rating.user_id.in_(app_users)))
-            deleted = conn.execute(sa.delete(db.User).where(db.User.source == "app")).rowcount
-            db.bump_revision(conn)
-    except sa.exc.SQLAlchemyError as exc:
-        raise db.database_error(settings.database_url, "app users were not deleted",
-                                exc) from None
-    _log.info("deleted %d app-created users", deleted)
-    return int(deleted), type(engine).from_settings(settings, progress)
+    deleted = engine.users.delete_app_users()
+    return deleted, RecommenderEngine.from_settings(settings, progress)

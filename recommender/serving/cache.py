@@ -2,33 +2,33 @@
 
 Layout under ``cache_dir``::
 
-    manifest.json            written last; lists every file with its size and sha256
-    data.<array>.npy         the rating matrix (CSR arrays) the models were fitted on
-    user-user.index.bin      hnswlib graph (AnnIndex.save)
-    user-user.<array>.npy    user ids, anime ids, SVD components, compact vectors and
-                             the similarity rows (CSR arrays)
-    <model>.<array>.npy      arrays of every other fitted model ("content", "mf",
-                             "ease"), from its ``state_dict()``; scalars and
-                             hyper-parameters go into the manifest
+    manifest.json          written last; lists every file with its size and sha256
+    data.<array>.npy       user and anime ids and the rating matrix (CSR arrays)
+    rows.<array>.npy       user-user's similarity rows (CSR) and compact vectors
+    search.<array>.npy     the title search index
+    <model>.<key>.npy      each persisted model's arrays, from its ``state_dict()``;
+    <model>.<key>.bin      files it saves itself (the hnswlib graph); scalars go
+                           into the manifest
 
-The manifest fingerprints the data the models were fitted on (counts, the
-largest user id, a sha256 over the id maps and the rating matrix) and the
-:class:`EngineParams`. A cache is used only if both match and every file has
-the recorded size and checksum; anything else (a missing, truncated or
-corrupt file, other data, other parameters) means "rebuild", never a crash.
-Sizes and checksums are checked *before* a file reaches hnswlib, which may
-crash the process on some truncated files.
+The manifest fingerprints the data everything was fitted on (counts, the
+largest user id, a sha256 over the id maps and the rating matrix) and records
+each model's *fit key*: the config fields its fit depends on
+(:func:`recommender.core.params.fit_key`). A model is used only if the data and
+its own fit key match and every file has the recorded size and checksum; so a
+serving setting or a query-time field refits nothing, and anything else (a
+missing, truncated or corrupt file, other data, another fit setting, a
+manifest of another format) means "refit", never a crash. Sizes and checksums
+are checked *before* a file reaches hnswlib, which may crash the process on
+some truncated files.
 
 The manifest also records the database's *revision* and how many ratings the
 matrix holds. When both still match the database, a warm start takes the
 matrix from here (:meth:`ModelCache.load_data`) and reads from the database
-only the catalogue and the users added since (see ``service``), instead of
-every rating.
+only the catalogue and the users added since, instead of every rating.
 
 Files are written to a temporary name and ``os.replace``d, manifest last, so a
 crash mid-save leaves either the old cache or a manifest whose checksums no
-longer match (rebuilt on the next start). ``models`` in the manifest is a
-dict of named artifacts, so other models can be saved beside user-user later.
+longer match (rebuilt on the next start).
 """
 
 from __future__ import annotations
@@ -41,26 +41,23 @@ import os
 import tempfile
 import time
 import weakref
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from recommender.config import EngineParams
-from recommender.core.types import TrainingData
+from recommender.core.matrix import IdIndex
+from recommender.core.types import Persistent, Snapshot, TrainingData, UserRows
 from recommender.errors import IndexCacheError
-from recommender.models.ann_index import AnnIndex
-from recommender.models.user_knn import UserKNN
+from recommender.serving import manifest as schema
+from recommender.serving.manifest import FORMAT_VERSION, MANIFEST
 
 _log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-KNN = "user-user"
-DATA = "data"
-_KNN_ARRAYS = ("user_ids", "anime_ids", "components", "vectors")
+DATA, ROWS, SEARCH = "data", "rows", "search"
 _CSR_PARTS = ("indptr", "indices", "data")
 #: Bytes read (and hashed) at a time when loading a file.
 _READ_BLOCK = 8 << 20
@@ -130,16 +127,9 @@ def _array_from_buffer(buffer: np.ndarray) -> np.ndarray:
     return array.reshape(shape, order="F" if fortran else "C")
 
 
-@dataclass(frozen=True)
-class CachedKnn:
-    """A user-user model read back from the cache (not yet attached to data)."""
-
-    user_ids: np.ndarray
-    anime_ids: np.ndarray
-    components: np.ndarray
-    vectors: np.ndarray
-    mean: float
-    index_path: Path
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:
+        np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
 
 
 class ModelCache:
@@ -167,44 +157,46 @@ class ModelCache:
 
     # -- manifest ---------------------------------------------------------------------
     def manifest(self) -> dict | None:
-        """The manifest, or None when it is missing or unreadable (truncated, not JSON)."""
+        """The manifest, or None when it is missing, unreadable or not of the schema."""
         try:
             manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             if self.manifest_path.exists():
                 _log.warning("cache manifest %s is unreadable (%s); ignoring the cache",
                              self.manifest_path, exc)
             return None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+        if not schema.valid(manifest):
+            if isinstance(manifest, dict) and manifest.get("format") == FORMAT_VERSION:
+                _log.warning("cache manifest %s does not match its schema; ignoring the cache",
+                             self.manifest_path)
             return None
         return manifest
 
     def watermark(self) -> int | None:
         """The largest user id the cached models were fitted on (None without a cache)."""
         manifest = self.manifest()
-        try:
-            return int(manifest["fingerprint"]["max_user_id"]) if manifest else None
-        except (KeyError, TypeError, ValueError):
-            return None
+        return manifest["fingerprint"]["max_user_id"] if manifest else None
+
+    def recorded_revision(self) -> str | None:
+        """The database revision the cached matrix was read at (None if unknown)."""
+        manifest = self.manifest()
+        return manifest["database"]["revision"] if manifest else None
 
     def prefetch(self, threads: int = 2) -> None:
         """Start reading and checking every array file of the cache in the background.
 
         Reading and hashing release the GIL, so on a warm start this runs beside
         the database reads and the title index build; :meth:`_load_array` then
-        takes the result instead of reading the file itself. The matrix and
-        user-user arrays are queued first, since they are needed first.
+        takes the result instead of reading the file itself. The matrix and the
+        rows are queued first, since they are needed first.
         """
         manifest = self.manifest()
         if manifest is None:
             return
-        try:
-            entries = [file_entry for name in (DATA, KNN, *sorted(manifest["models"]))
-                       for key, file_entry in manifest["models"].get(name, {})
-                       .get("files", {}).items()
-                       if str(file_entry["file"]).endswith(".npy")]
-        except (AttributeError, KeyError, TypeError):
-            return  # the loads will say what is wrong
+        models = manifest["models"]
+        order = [DATA, ROWS, *sorted(set(models) - {DATA, ROWS})]
+        entries = [entry for name in order for entry in models.get(name, {}).get(
+            "files", {}).values() if entry["file"].endswith(".npy")]
         pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cache-read")
         for entry in entries:
             key = _prefetch_key(entry)
@@ -218,12 +210,7 @@ class ModelCache:
         for future in pending.values():
             future.cancel()
 
-    def recorded_revision(self) -> str | None:
-        """The database revision the cached matrix was read at (None if unknown)."""
-        manifest = self.manifest()
-        record = manifest.get("database") if manifest else None
-        return record.get("revision") if isinstance(record, dict) else None
-
+    # -- writing ----------------------------------------------------------------------
     def _atomic_write(self, name: str, write) -> dict:
         """Write via ``write(path)`` to a temp file, then rename; returns size and sha256."""
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -256,69 +243,64 @@ class ModelCache:
                 continue
         return removed
 
-    # -- user-user --------------------------------------------------------------------
-    def save_knn(self, data: TrainingData, params: EngineParams, knn: UserKNN,
-                 models: dict | None = None, *, revision: str | None = None) -> Path:
-        """Persist ``knn`` and ``models`` (fitted on ``data`` with ``params``); manifest last.
+    def _write_entry(self, name: str, state: Mapping[str, Any],
+                     config: Mapping[str, Any] | None = None) -> dict:
+        files, values = {}, {}
+        for key, value in state.items():
+            if isinstance(value, np.ndarray):
+                files[key] = self._atomic_write(f"{name}.{key}.npy",
+                                                lambda path, a=value: _save_npy(path, a))
+            elif callable(getattr(value, "save", None)):
+                files[key] = self._atomic_write(f"{name}.{key}.bin", value.save)
+            else:
+                values[key] = value
+        entry = {"files": files, "values": values}
+        if config is not None:
+            entry["config"] = dict(config)
+        return entry
 
-        ``models`` maps names to fitted scorers with ``state_dict()``: their
-        array entries become ``.npy`` files, everything else goes into the
-        manifest. ``revision`` is the database revision ``data`` was read at
+    def save(self, snapshot: Snapshot, models: Mapping[str, Persistent],
+             fit_keys: Mapping[str, Mapping[str, Any]], search: Persistent | None = None, *,
+             revision: str | None = None) -> Path:
+        """Persist ``snapshot`` and ``models`` (with their fit keys); the manifest last.
+
+        ``revision`` is the database revision the snapshot's data was read at
         (see :meth:`load_data`); without it the matrix is not taken from here.
         """
         started = time.perf_counter()
         self.remove_stale_temporaries()
-        models_arg = models
-        state = knn.state
-        if state.n_users != len(data.users):
-            raise IndexCacheError("the model and the data disagree on the number of users")
-        files = {"index": self._atomic_write(f"{KNN}.index.bin", knn.index_.save)}
-        arrays = {"user_ids": data.users.ids, "anime_ids": data.items.ids,
-                  "components": knn.components_, "vectors": state.vectors,
-                  **_csr_arrays(state.similarity, "similarity_")}
-        for key, array in arrays.items():
-            files[key] = self._atomic_write(
-                f"{KNN}.{key}.npy",
-                lambda path, a=array: _save_npy(path, a))
-        manifest = self.manifest() or {}
-        models = manifest.get("models", {}) if manifest.get("fingerprint") == self.fingerprint(
-            data) else {}
-        models[KNN] = {"files": files, "values": {"mean": float(knn.mean_),
-                                                  "dim": int(knn.components_.shape[0])}}
-        models[DATA] = {"files": {key: self._atomic_write(
-            f"{DATA}.{key}.npy", lambda path, a=array: _save_npy(path, a))
-            for key, array in _csr_arrays(data.ratings).items()},
-            "values": {"shape": list(data.ratings.shape)}}
-        for name, scorer in (models_to_save := dict(models_arg or {})).items():
-            state = scorer.state_dict()
-            entry_files, values = {}, {}
-            for key, value in state.items():
-                if isinstance(value, np.ndarray):
-                    entry_files[key] = self._atomic_write(
-                        f"{name}.{key}.npy", lambda path, a=value: _save_npy(path, a))
-                else:
-                    values[key] = value
-            models[name] = {"files": entry_files, "values": values}
-        del models_to_save
+        data, rows = snapshot.data, snapshot.rows
+        entries = {
+            DATA: self._write_entry(DATA, {"user_ids": data.users.ids,
+                                           "anime_ids": data.items.ids,
+                                           **_csr_arrays(data.ratings),
+                                           "shape": list(data.ratings.shape)}),
+            ROWS: self._write_entry(ROWS, {**_csr_arrays(rows.similarity, "similarity_"),
+                                           "vectors": rows.vectors}),
+        }
+        if search is not None:
+            entries[SEARCH] = self._write_entry(SEARCH, search.state_dict(), {})
+        for name, model in models.items():
+            entries[name] = self._write_entry(name, model.state_dict(), fit_keys[name])
         manifest = {
             "format": FORMAT_VERSION,
             "fingerprint": self.fingerprint(data),
             "database": {"revision": revision, "ratings": int(data.ratings.nnz)},
-            "params": params.as_dict(),
             "saved_at": time.time(),
-            "models": models,
+            "models": entries,
         }
         self._atomic_write(MANIFEST, lambda path: path.write_text(
             json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8"))
-        _log.info("saved the user-user model to %s in %.2fs", self.directory,
+        _log.info("saved the model cache to %s in %.2fs", self.directory,
                   time.perf_counter() - started)
         return self.manifest_path
 
+    # -- reading ----------------------------------------------------------------------
     def _checked_size(self, entry: dict) -> Path:
-        path = self.directory / str(entry["file"])
+        path = self.directory / entry["file"]
         if not path.is_file():
             raise IndexCacheError(f"{path.name} is missing")
-        if path.stat().st_size != int(entry["bytes"]):
+        if path.stat().st_size != entry["bytes"]:
             raise IndexCacheError(f"{path.name} has {path.stat().st_size} bytes, "
                                   f"expected {entry['bytes']} (truncated?)")
         return path
@@ -344,7 +326,7 @@ class ModelCache:
         full-scale cache costs about as much as reading it.
         """
         path = self._checked_size(entry)
-        size = int(entry["bytes"])
+        size = entry["bytes"]
         buffer = np.empty(size, dtype=np.uint8)  # not zero-filled, unlike bytearray
         view = memoryview(buffer)
         digest = hashlib.sha256()
@@ -364,9 +346,30 @@ class ModelCache:
             raise IndexCacheError(f"{path.name} does not match its checksum (corrupt?)")
         return _array_from_buffer(buffer)
 
-    # -- the rating matrix --------------------------------------------------------------
+    def _entry(self, name: str, data: TrainingData | None) -> dict:
+        """The manifest entry of ``name``, when the cache was saved on ``data``."""
+        manifest = self.manifest()
+        if manifest is None:
+            raise IndexCacheError("no usable cache manifest")
+        if data is not None and manifest["fingerprint"] != self.fingerprint(data):
+            raise IndexCacheError("the cache was built on other data")
+        entry = manifest["models"].get(name)
+        if entry is None:
+            raise IndexCacheError(f"the cache has no {name}")
+        return entry
+
+    def _arrays(self, entry: dict, what: str) -> dict[str, Any]:
+        try:
+            state: dict[str, Any] = dict(entry["values"])
+            for key, file_entry in entry["files"].items():
+                state[key] = (self._load_array(file_entry) if file_entry["file"].endswith(".npy")
+                              else self._verified(file_entry))
+        except (ValueError, OSError, EOFError) as exc:
+            raise IndexCacheError(f"the cached {what} is unreadable: {exc}") from None
+        return state
+
     def load_data(self, anime, revision: str, ratings: int) -> TrainingData:
-        """The training data the cache was fitted on, without reading it from the database.
+        """The training data the cache was saved on, without reading it from the database.
 
         ``anime`` is the clean catalogue from the database; ``revision`` and
         ``ratings`` are the database's revision and its number of ratings of
@@ -374,107 +377,56 @@ class ModelCache:
         recorded, and the catalogue the cached anime ids; else
         :class:`IndexCacheError` (the caller then reads the ratings instead).
         """
-        from recommender.core.matrix import IdIndex
-
         manifest = self.manifest()
         if manifest is None:
             raise IndexCacheError("no usable cache manifest")
-        recorded = manifest.get("database") or {}
-        if recorded.get("revision") is None or recorded.get("revision") != revision:
+        recorded = manifest["database"]
+        if recorded["revision"] is None or recorded["revision"] != revision:
             raise IndexCacheError("the database changed since the cache was saved")
-        if recorded.get("ratings") != ratings:
+        if recorded["ratings"] != ratings:
             raise IndexCacheError("the database has other ratings than the cache")
+        state = self._arrays(self._entry(DATA, None), "rating matrix")
+        shape = schema.shape(state)
         try:
-            users = self._load_array(manifest["models"][KNN]["files"]["user_ids"])
-            items = self._load_array(manifest["models"][KNN]["files"]["anime_ids"])
-            entry = manifest["models"][DATA]
-            arrays = {key: self._load_array(entry["files"][key]) for key in _CSR_PARTS}
-            shape = tuple(int(n) for n in entry["values"]["shape"])
-        except (KeyError, TypeError, ValueError, OSError) as exc:
-            raise IndexCacheError(f"the cached rating matrix is unreadable: {exc}") from None
+            users, items = state["user_ids"], state["anime_ids"]
+            arrays = {key: state[key] for key in _CSR_PARTS}
+        except KeyError as exc:
+            raise IndexCacheError(f"the cached rating matrix lacks {exc}") from None
         anime = anime.sort_values("anime_id").reset_index(drop=True)
-        if not np.array_equal(anime["anime_id"].to_numpy(np.int64), items):
+        if items.shape != (len(anime),) or not np.array_equal(
+                anime["anime_id"].to_numpy(np.int64), items):
             raise IndexCacheError("the catalogue changed since the cache was saved")
-        if shape != (len(users), len(items)) or len(arrays["data"]) != ratings:
+        if (shape is None or users.ndim != 1 or shape != (len(users), len(items))
+                or len(arrays["data"]) != ratings):
             raise IndexCacheError("the cached rating matrix does not fit its id maps")
         return TrainingData(anime=anime, users=IdIndex(users.astype(np.int64, copy=False)),
                             items=IdIndex(items.astype(np.int64, copy=False)),
                             ratings=_csr_from(arrays, shape))
 
-    def load_knn(self, data: TrainingData, params: EngineParams) -> UserKNN:
-        """A user-user model restored on ``data``; :class:`IndexCacheError` when unusable.
-
-        The manifest must fingerprint exactly ``data`` and ``params``, and every
-        file must have its recorded size and checksum before it is opened.
-        """
-        manifest = self.manifest()
-        if manifest is None:
-            raise IndexCacheError("no usable cache manifest")
-        if manifest.get("params") != params.as_dict():
-            raise IndexCacheError("the cache was built with other parameters")
-        if manifest.get("fingerprint") != self.fingerprint(data):
-            raise IndexCacheError("the cache was built on other data")
+    def load_rows(self, data: TrainingData) -> UserRows:
+        """User-user's rows of ``data``, saved with it; :class:`IndexCacheError` if unusable."""
+        state = self._arrays(self._entry(ROWS, data), "user rows")
         try:
-            entry = manifest["models"][KNN]
-            index_path = self._verified(entry["files"]["index"])
-            mean = float(entry["values"]["mean"])
-            arrays = {key: self._load_array(entry["files"][key]) for key in _KNN_ARRAYS}
-            similarity = None
-            if "similarity_data" in entry["files"]:
-                similarity = _csr_from(
-                    {f"similarity_{p}": self._load_array(entry["files"][f"similarity_{p}"])
-                     for p in _CSR_PARTS}, data.ratings.shape, "similarity_")
-        except (KeyError, TypeError, ValueError, OSError) as exc:
-            raise IndexCacheError(f"the cache is incomplete or unreadable: {exc}") from None
-        n_users, n_items = data.ratings.shape
-        dim = arrays["components"].shape[0] if arrays["components"].ndim == 2 else -1
-        if (not np.array_equal(arrays["user_ids"], data.users.ids)
-                or not np.array_equal(arrays["anime_ids"], data.items.ids)
-                or arrays["components"].shape != (dim, n_items)
-                or arrays["vectors"].shape != (n_users, dim)):
-            raise IndexCacheError("the cached arrays do not fit the data")
-        knn = _make_knn(params)
-        try:
-            index = AnnIndex.load(index_path, dim, m=params.hnsw_m,
-                                  ef_construction=params.hnsw_ef_construction,
-                                  ef=params.hnsw_ef)
-        except (RuntimeError, ValueError, MemoryError) as exc:
-            raise IndexCacheError(f"hnswlib cannot read the index: {exc}") from None
-        if len(index) > n_users:
-            raise IndexCacheError("the cached index has more users than the data")
-        return knn.restore(data, mean=mean, components=arrays["components"],
-                           vectors=arrays["vectors"], index=index, similarity=similarity)
+            similarity = _csr_from(state, data.ratings.shape, "similarity_")
+            vectors = state["vectors"]
+        except KeyError as exc:
+            raise IndexCacheError(f"the cached user rows lack {exc}") from None
+        if vectors.ndim != 2 or vectors.shape[0] != data.ratings.shape[0]:
+            raise IndexCacheError("the cached vectors do not fit the data")
+        return UserRows(similarity, vectors, similarity.tocsc())
 
-    def load_state(self, name: str, data: TrainingData, params: EngineParams) -> dict:
+    def load_state(self, name: str, data: TrainingData, fit_key: Mapping[str, Any]) -> dict:
         """The ``state_dict()`` saved for model ``name``; :class:`IndexCacheError` if unusable.
 
-        Like :meth:`load_knn`, the manifest must match ``data`` and ``params``
-        and each file its recorded size and checksum.
+        The manifest must match ``data``, the entry must have been fitted with
+        ``fit_key``, and each file its recorded size and checksum. Files that
+        are not arrays come back as their verified paths.
         """
-        manifest = self.manifest()
-        if (manifest is None or manifest.get("params") != params.as_dict()
-                or manifest.get("fingerprint") != self.fingerprint(data)):
-            raise IndexCacheError(f"no cached {name} model for this data and parameters")
-        try:
-            entry = manifest["models"][name]
-            state = dict(entry["values"])
-            for key, file_entry in entry["files"].items():
-                state[key] = self._load_array(file_entry)
-        except (KeyError, TypeError, ValueError, OSError) as exc:
-            raise IndexCacheError(f"the cached {name} model is unreadable: {exc}") from None
-        return state
+        entry = self._entry(name, data)
+        if entry.get("config") != dict(fit_key):
+            raise IndexCacheError(f"the cached {name} model was fitted with other settings")
+        return self._arrays(entry, f"{name} model")
 
     def clear(self) -> None:
         """Remove the manifest (the files are then ignored and overwritten on the next save)."""
         self.manifest_path.unlink(missing_ok=True)
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as handle:
-        np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
-
-
-def _make_knn(params: EngineParams) -> UserKNN:
-    from recommender.serving.engine import RecommenderEngine
-
-    return RecommenderEngine.make_knn(params)

@@ -5,7 +5,7 @@ data set of that scale in the Kaggle CSV format (:mod:`recommender.data.syntheti
 then measures, in one process and one run:
 
 - reading the CSVs, CSR matrix build (seconds, matrix MiB, traced peak MiB);
-- vectors (centred rows + TruncatedSVD) and hnswlib index build;
+- user-user rows, TruncatedSVD vectors and the hnswlib index build;
 - ``recommend`` latency p50/p95/p99 for every algorithm (except random) over
   the same sample of users, ``search`` latency over typo'd titles;
 - neighbour recall@k of the ANN path against exact cosine on the sparse rows,
@@ -30,18 +30,21 @@ import json
 import logging
 import platform
 import time
-from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from recommender.config import EngineParams
+from recommender.core.jsonio import json_default
 from recommender.core.matrix import matrix_nbytes
 from recommender.core.profiling import PROFILER, peak_rss_bytes
+from recommender.core.types import Snapshot
 from recommender.data.catalog import clean_anime, clean_ratings, read_anime_csv
+from recommender.models.user_knn import UserKNN
 from recommender.serving.engine import RecommenderEngine
+from recommender.tools.bench_startup import bench_ingest, bench_warm_load
+from recommender.tools.measure import neighbour_recall, percentiles, sample_users
 
 _log = logging.getLogger(__name__)
 
@@ -71,16 +74,6 @@ CURVES = {
     "full2016": ((32, 64, 128), (100, 200, 400, 800)),
     "full2020": ((64,), (200, 400)),
 }
-
-
-def percentiles(samples_ms: list[float]) -> dict:
-    """p50/p95/p99/mean of a list of milliseconds (rounded to 0.01 ms)."""
-    a = np.asarray(samples_ms, dtype=np.float64)
-    if not len(a):
-        return {"n": 0}
-    return {"n": int(len(a)), "p50": round(float(np.percentile(a, 50)), 2),
-            "p95": round(float(np.percentile(a, 95)), 2),
-            "p99": round(float(np.percentile(a, 99)), 2), "mean": round(float(a.mean()), 2)}
 
 
 def _rss_mib() -> float:
@@ -118,153 +111,6 @@ def read_ratings_csv(path: Path) -> pd.DataFrame:
     """The ratings CSV with narrow dtypes (int32 ids, int8 rating)."""
     return pd.read_csv(path, dtype={"user_id": np.int32, "anime_id": np.int32,
                                     "rating": np.int8}, engine="c")
-
-
-# -- hooks for the database layer --------------------------------------------------------
-def _run_child(args: list[str], env: dict) -> dict:
-    """Run ``python -m recommender ARGS`` in a child; its wall seconds and peak RSS."""
-    import subprocess
-    import sys
-
-    started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-c", _REPORT_PEAK + _RUN_CLI, *args], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = child.communicate()
-    seconds = time.perf_counter() - started
-    if child.returncode != 0:
-        return {"status": "failed", "why": (err or out).strip().splitlines()[-1:]}
-    return {"status": "ok", "seconds": round(seconds, 3),
-            "peak_rss_mib": _child_peak_mib(err), "stdout": out.strip()}
-
-
-#: Child-process prologue: print the process's own peak RSS (VmHWM) at exit.
-#: ``ru_maxrss`` from wait4 would not do: Linux keeps the parent's high-water
-#: mark across fork and exec, so a child of a big bench process would report
-#: the bench's own peak.
-_REPORT_PEAK = (
-    "import atexit, sys\n"
-    "def _peak():\n"
-    "    for line in open('/proc/self/status'):\n"
-    "        if line.startswith('VmHWM:'):\n"
-    "            sys.stderr.write('\\nVMHWM_KIB ' + line.split()[1] + '\\n')\n"
-    "atexit.register(_peak)\n")
-_RUN_CLI = ("import runpy\n"
-            "sys.argv = ['recommender', *sys.argv[1:]]\n"
-            "runpy.run_module('recommender', run_name='__main__', alter_sys=True)\n")
-
-
-def _child_peak_mib(stderr: str) -> float | None:
-    """The VmHWM a child printed (see ``_REPORT_PEAK``), in MiB."""
-    for line in reversed(stderr.splitlines()):
-        if line.startswith("VMHWM_KIB "):
-            return round(int(line.split()[1]) / 1024, 1)
-    return None
-
-
-def _database_url(backend: str, workdir: Path) -> tuple[str, Callable[[], None]]:
-    """A fresh, empty database for ``backend`` and a function that drops it."""
-    import os
-
-    if backend == "sqlite":
-        path = workdir / "bench.db"
-        for extra in ("", "-wal", "-shm", "-journal"):
-            Path(f"{path}{extra}").unlink(missing_ok=True)
-        return f"sqlite:///{path.resolve()}", lambda: None
-    import psycopg
-
-    name = f"anirec_bench_{os.getpid()}"
-    server = os.environ.get("ANIREC_BENCH_POSTGRES", "host=127.0.0.1 port=5432 dbname=test")
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {}").format(
-            psycopg.sql.Identifier(name)))
-        conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
-        user = conn.execute("SELECT current_user").fetchone()[0]
-
-    def drop() -> None:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                psycopg.sql.Identifier(name)))
-
-    return f"postgresql+psycopg://{user}@127.0.0.1:5432/{name}", drop
-
-
-def bench_ingest(backend: str, anime_csv: Path, rating_csv: Path, workdir: Path) -> dict:
-    """Ingest time and peak memory of the CSVs into ``backend`` ("sqlite" or "postgresql").
-
-    Runs ``python -m recommender ingest`` in a child process on a fresh database, so
-    the peak RSS is the ingest's own. The SQLite database is kept in ``workdir``
-    for :func:`bench_warm_load`; the PostgreSQL one is dropped afterwards.
-    """
-    import os
-
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        url, drop = _database_url(backend, workdir)
-    except Exception as exc:  # no server: report it, the other figures still count
-        return {"status": "unavailable", "why": f"{type(exc).__name__}: {exc}"[:200]}
-    env = {**os.environ, "DATABASE_URL": url, "ANIREC_CACHE_DIR": str(workdir / "cache")}
-    try:
-        out = _run_child(["ingest", "--anime", str(anime_csv), "--ratings", str(rating_csv),
-                          "--quiet"], env)
-    finally:
-        drop()
-    if out["status"] == "ok":
-        import gzip
-
-        opener = gzip.open if str(rating_csv).endswith(".gz") else open
-        with opener(rating_csv, "rb") as handle:  # the bundled file is gzipped
-            rows = sum(1 for _ in handle) - 1
-        out["rows"] = rows
-        out["rows_per_second"] = round(rows / out["seconds"])
-        if backend == "sqlite":
-            out["database_url"] = url
-    return out
-
-
-def bench_warm_load(params: EngineParams, workdir: Path, database_url: str | None) -> dict:
-    """Cold build-and-save, then warm start from the persisted cache, each in a child.
-
-    Uses the SQLite database :func:`bench_ingest` filled. The warm figure
-    (``seconds``) is ``from_settings`` in a fresh child: database reads, cache
-    load, everything up to a ready engine; the child's imports and its whole
-    wall time are reported beside it.
-    """
-    import os
-
-    if database_url is None:
-        return {"status": "unavailable", "why": "no ingested database to start from"}
-    env = {**os.environ, "DATABASE_URL": database_url,
-           "ANIREC_CACHE_DIR": str(workdir / "cache"),
-           **{f"ANIREC_{k.upper()}": str(v) for k, v in params.as_dict().items()}}
-    cold = _run_child(["build-index"], env)
-    if cold["status"] != "ok":
-        return cold
-    # Imports are timed apart: they are the interpreter's fixed cost, paid
-    # before any data is touched, and the same at every scale.
-    probe = ("import json, time; t = time.perf_counter(); "
-             "import recommender.serving.startup, recommender.models.mf, "
-             "recommender.models.ease, recommender.models.blend; "
-             "from recommender import RecommenderEngine; i = time.perf_counter(); "
-             "e = RecommenderEngine.from_settings(); "
-             "print(json.dumps({'imports': i - t, 'startup': time.perf_counter() - i, "
-             "'index': e.build_info['index'], 'matrix': e.build_info.get('matrix', '')}))")
-    import subprocess
-    import sys
-
-    started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-c", _REPORT_PEAK + probe], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = child.communicate()
-    wall = time.perf_counter() - started
-    if child.returncode != 0:
-        return {"status": "failed", "why": err.strip().splitlines()[-1:]}
-    warm = json.loads(out.strip().splitlines()[-1])
-    return {"status": "ok", "cold_build_seconds": cold["seconds"],
-            "cold_peak_rss_mib": cold["peak_rss_mib"], "index": warm["index"],
-            "matrix": warm["matrix"], "process_seconds": round(wall, 3),
-            "imports_seconds": round(warm["imports"], 3),
-            "seconds": round(warm["startup"], 3),
-            "peak_rss_mib": _child_peak_mib(err)}
 
 
 # -- build -------------------------------------------------------------------------------
@@ -309,28 +155,21 @@ def build(anime_csv: Path, rating_csv: Path,
     start = time.perf_counter()
     engine = RecommenderEngine.fit(data, params)
     out["fit_seconds"] = round(time.perf_counter() - start, 3)
-    for stage in ("popularity", "content", "similarity rows", "vectors", "index build"):
-        out[f"{stage.replace(' ', '_')}_seconds"] = _stage_seconds(stage)
+    for stage in ("popularity fit", "content fit", "similarity rows", "vectors", "index build"):
+        out[f"{stage.replace(' fit', '').replace(' ', '_')}_seconds"] = _stage_seconds(stage)
     out["vectors_index_seconds"] = round(out["similarity_rows_seconds"] + out["vectors_seconds"]
                                          + out["index_build_seconds"], 3)
-    out["content_traced_peak_mib"] = _stage_peak_mib("content")
+    out["content_traced_peak_mib"] = _stage_peak_mib("content fit")
     out["user_user_traced_peak_mib"] = _stage_peak_mib("user-user fit")
     out["build_peak_rss_mib"] = _rss_mib()
     out["index_mib"] = round(engine.knn.index_.nbytes() / MIB, 1)
-    out["vectors_mib"] = round(engine.knn.vectors_.nbytes / MIB, 1)
+    out["vectors_mib"] = round(engine.snapshot.rows.vectors.nbytes / MIB, 1)
     out["shape"] = list(data.ratings.shape)
     out["nnz"] = int(data.ratings.nnz)
     return engine, out
 
 
 # -- queries -----------------------------------------------------------------------------
-def sample_users(engine: RecommenderEngine, n: int, random_state: int = 0) -> np.ndarray:
-    """``n`` user ids drawn without replacement (seeded), among all users."""
-    ids = engine.user_ids()
-    rng = np.random.default_rng(random_state)
-    return np.sort(rng.choice(ids, size=min(n, len(ids)), replace=False))
-
-
 def recommend_latency(engine: RecommenderEngine, users: np.ndarray) -> dict:
     """Per-algorithm recommend latency (ms percentiles) over ``users``."""
     out = {}
@@ -354,42 +193,6 @@ def recommend_latency(engine: RecommenderEngine, users: np.ndarray) -> dict:
         engine.recommend(liked=liked, algorithm="hybrid", n=10)
         times.append((time.perf_counter() - start) * 1000)
     out["hybrid (liked= list)"] = percentiles(times)
-    return out
-
-
-def neighbour_recall(engine: RecommenderEngine, users: np.ndarray, k: int = 20,
-                     n_candidates: int | None = None, exact_cache: dict | None = None) -> dict:
-    """ANN recall@k against exact sparse cosine, and both latencies, interleaved per user.
-
-    Recall per user is |ANN top-k ∩ exact top-k| / |exact top-k|, over users who
-    have at least one neighbour. ``exact_cache`` (user -> exact ids) is filled
-    and reused so a curve does not repeat the brute force.
-    """
-    knn = engine.knn
-    recalls, ann_ms, exact_ms = [], [], []
-    for user in users:
-        profile = engine.profile(int(user))
-        start = time.perf_counter()
-        ann = knn.neighbors(profile, k, n_candidates=n_candidates)
-        ann_ms.append((time.perf_counter() - start) * 1000)
-        if exact_cache is not None and int(user) in exact_cache:
-            exact_ids = exact_cache[int(user)]
-        else:
-            start = time.perf_counter()
-            exact = knn.neighbors(profile, k, exact=True)
-            exact_ms.append((time.perf_counter() - start) * 1000)
-            exact_ids = exact.user_idx
-            if exact_cache is not None:
-                exact_cache[int(user)] = exact_ids
-        if len(exact_ids):
-            recalls.append(len(np.intersect1d(ann.user_idx, exact_ids)) / len(exact_ids))
-    out = {"k": k, "users_with_neighbours": len(recalls),
-           "recall": round(float(np.mean(recalls)), 4) if recalls else None,
-           "recall_p10": round(float(np.percentile(recalls, 10)), 4) if recalls else None,
-           "ann_ms": percentiles(ann_ms)}
-    if exact_ms:
-        out["exact_ms"] = percentiles(exact_ms)
-        out["exact_over_ann_ratio"] = round(out["exact_ms"]["p50"] / out["ann_ms"]["p50"], 1)
     return out
 
 
@@ -423,14 +226,13 @@ def recall_curve(engine: RecommenderEngine, users: np.ndarray, dims, candidates,
     """Recall@k and ANN latency over a (dim, n_candidates) grid; build time per dim."""
     rows = []
     for dim in dims:
-        knn = RecommenderEngine.make_knn(replace(params, dim=int(dim)))
         PROFILER.clear()
         start = time.perf_counter()
-        knn.fit(engine.data)
+        knn = UserKNN(params.model("user-user"), dim=int(dim)).fit(engine.data)
+        snapshot = Snapshot(engine.data, knn.rows(engine.data.ratings))
         build_s = time.perf_counter() - start
-        probe = _Probe(engine, knn)
         for n_cand in candidates:
-            result = neighbour_recall(probe, users, k, n_candidates=int(n_cand),
+            result = neighbour_recall(knn, snapshot, users, k, n_candidates=int(n_cand),
                                       exact_cache=exact_cache)
             rows.append({"dim": int(dim), "n_candidates": int(n_cand), "recall": result["recall"],
                          "ann_p50_ms": result["ann_ms"]["p50"],
@@ -440,19 +242,9 @@ def recall_curve(engine: RecommenderEngine, users: np.ndarray, dims, candidates,
                          "build_seconds": round(build_s, 2)})
             print(f"  curve dim={dim:<4} n_candidates={n_cand:<5} recall={result['recall']}"
                   f"  ann p50={result['ann_ms']['p50']} ms  build={build_s:.1f} s", flush=True)
-        del knn, probe
+        del knn, snapshot
         gc.collect()
     return rows
-
-
-class _Probe:
-    """An engine view with a different user-user model, for the curve."""
-
-    def __init__(self, engine: RecommenderEngine, knn):
-        self._engine, self.knn = engine, knn
-
-    def profile(self, user_id: int):
-        return self._engine.profile(user_id)
 
 
 # -- reporting ---------------------------------------------------------------------------
@@ -488,13 +280,13 @@ def summary_figures(result: dict) -> dict:
 def to_markdown(result: dict) -> str:
     """The result as Markdown tables (build, latency, targets, curve)."""
     b = result["build"]
+    uu = result["params"]["models"]["user-user"]
     lines = [f"# Benchmark: {result['scale']}", "",
              f"{result['data']['source']}; {b['shape'][0]:,} users x {b['shape'][1]:,} anime, "
              f"{b['rows']:,} rows ({b['nnz']:,} stored). "
-             f"Parameters: dim={result['params']['dim']}, "
-             f"n_candidates={result['params']['n_candidates']}, M={result['params']['hnsw_m']}, "
-             f"ef_construction={result['params']['hnsw_ef_construction']}, "
-             f"ef={result['params']['hnsw_ef']}. {result['machine']}.", "",
+             f"User-user parameters: dim={uu['dim']}, n_candidates={uu['n_candidates']}, "
+             f"M={uu['m']}, ef_construction={uu['ef_construction']}, ef={uu['ef']}. "
+             f"{result['machine']}.", "",
              "## Build", "", "| stage | seconds | memory |", "| --- | ---: | --- |",
              f"| read CSVs | {b['csv_read_seconds']} | RSS {b['rss_after_read_mib']} MiB |",
              f"| validate | {b['clean_seconds']} | |",
@@ -597,7 +389,8 @@ def run(scale: str, *, out_dir: str | Path = "artifacts/bench",
     result["recommend_ms"] = recommend_latency(engine, users)
     print("neighbour recall and exact brute force ...", flush=True)
     exact_cache: dict = {}
-    result["neighbours"] = neighbour_recall(engine, users, 20, exact_cache=exact_cache)
+    result["neighbours"] = neighbour_recall(engine.knn, engine.snapshot, users, 20,
+                                            exact_cache=exact_cache)
     result["search_ms"] = search_latency(engine, typo_queries(engine, max(200, n_users),
                                                                random_state))
     result["peak_rss_end_mib"] = _rss_mib()
@@ -608,7 +401,7 @@ def run(scale: str, *, out_dir: str | Path = "artifacts/bench",
                                        candidates or default_cands, params, exact_cache)
     result["figures"] = summary_figures(result)
     result["targets"] = check_targets(result["figures"])
-    (out_dir / f"{scale}.json").write_text(json.dumps(result, indent=2, default=_json_default))
+    (out_dir / f"{scale}.json").write_text(json.dumps(result, indent=2, default=json_default))
     (out_dir / f"{scale}.md").write_text(to_markdown(result))
     return result
 
@@ -617,12 +410,6 @@ def _cpus() -> int:
     import os
 
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
-def _json_default(value):
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
 
 
 __all__ = ["run", "build", "bench_ingest", "bench_warm_load", "neighbour_recall", "TARGETS"]

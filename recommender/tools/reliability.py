@@ -28,10 +28,10 @@ def verify_consistency(engine: RecommenderEngine) -> list[str]:
     database rows, and the index labels with the users whose vector is non-zero.
     """
     problems: list[str] = []
-    database = engine._require_database()
+    database = engine.users.database
     db_users = db.load_users(database)["user_id"].to_numpy(np.int64)
     ratings = db.load_ratings(database)
-    data = engine.data
+    data = engine.snapshot.data
     mem_users = engine.user_ids()
     # Users without any rating never enter the matrix (nothing to learn from).
     rated = np.unique(ratings["user_id"].to_numpy(np.int64))
@@ -53,14 +53,16 @@ def verify_consistency(engine: RecommenderEngine) -> list[str]:
     if len(mem) != len(want) or not np.array_equal(np.sort(mem), np.sort(want)):
         problems.append(f"matrix rows differ from the database: {len(mem)} ratings in "
                         f"memory, {len(want)} in the database for the same users")
-    knn = engine.knn
-    state = knn.state
-    if state.n_users != len(mem_users) or data.ratings.shape[0] != len(mem_users):
-        problems.append(f"{len(mem_users)} user ids but {state.n_users} model rows and "
-                        f"{data.ratings.shape[0]} matrix rows")
-    labels = np.unique(knn.index_.labels())
-    labels = labels[labels < state.n_users]
-    expected = np.flatnonzero(usable_rows(state.vectors))
+    snapshot = engine.snapshot
+    rows = snapshot.rows
+    if (rows.similarity.shape[0] != len(mem_users) or rows.vectors.shape[0] != len(mem_users)
+            or data.ratings.shape[0] != len(mem_users)):
+        problems.append(f"{len(mem_users)} user ids but {rows.similarity.shape[0]} similarity "
+                        f"rows, {rows.vectors.shape[0]} vectors and {data.ratings.shape[0]} "
+                        "matrix rows")
+    labels = np.unique(engine.knn.index_.labels())
+    labels = labels[labels < snapshot.n_users]
+    expected = np.flatnonzero(usable_rows(rows.vectors))
     lost = np.setdiff1d(expected, labels)
     if len(lost):
         problems.append(f"{len(lost)} users with a non-zero vector are not in the index, "

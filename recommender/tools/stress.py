@@ -12,10 +12,10 @@ import argparse
 import json
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from recommender.config import Settings, load_environ, params_from_env
+from recommender.data.synthetic import two_taste_groups
 from recommender.serving.engine import RecommenderEngine
 from recommender.tools.reliability import find_added_users, run_stress, verify_consistency
 
@@ -49,32 +49,12 @@ def stress_check(settings: Settings, seconds: float, threads: int,
     return figures
 
 
-def taste_groups(n_per_group: int, seed: int = 0):
-    """Two taste groups over 40 anime: even users love the first 20, odd users the rest."""
-    import numpy as np
-    import pandas as pd
-
-    rng = np.random.default_rng(seed)
-    anime = pd.DataFrame({
-        "anime_id": np.arange(1, 41), "name": [f"Title {i}" for i in range(1, 41)],
-        "genre": ["Action, Sci-Fi"] * 20 + ["Romance"] * 20, "type": ["TV"] * 40,
-        "episodes": [12] * 40, "rating": [8.0] * 40, "members": np.arange(1000, 1040),
-    })
-    rows = []
-    for user in range(1, 2 * n_per_group + 1):
-        own, other = (np.arange(1, 21), np.arange(21, 41))[::1 if user % 2 == 0 else -1]
-        for a in rng.choice(own, 8, replace=False):
-            rows.append((user, int(a), int(rng.integers(7, 11))))
-        for a in rng.choice(other, 3, replace=False):
-            rows.append((user, int(a), int(rng.integers(1, 4))))
-    return anime, pd.DataFrame(rows, columns=["user_id", "anime_id", "rating"])
-
-
 def _small_database(directory: Path) -> str:
     from recommender.data.database import create_db_engine, create_tables
     from recommender.data.ingest import ingest
 
-    anime, ratings = taste_groups(100)
+    anime, ratings = two_taste_groups(100, n_anime_per_group=20, own=8, other=3,
+                                      own_ratings=(7, 10), other_ratings=(1, 3))
     anime_path, ratings_path = directory / "anime.csv", directory / "rating.csv"
     anime.to_csv(anime_path, index=False)
     ratings.to_csv(ratings_path, index=False)
@@ -98,7 +78,8 @@ def cmd_stress(args: argparse.Namespace) -> int:
         directory = Path(tmp)
         if args.small:
             url = _small_database(directory)
-            params = replace(params, dim=8, n_neighbors=10, n_candidates=40, hnsw_ef=50)
+            params = params.with_model("user-user", dim=8, n_neighbours=10, n_candidates=40,
+                                       ef=50)
         else:  # an empty database: the first start ingests the bundled data
             url = f"sqlite:///{directory / 'stress.db'}"
         settings = Settings(database_url=url, cache_dir=directory / "cache", params=params)

@@ -7,19 +7,15 @@ imports streamlit.
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from recommender.core.profiling import Profiler, StageRecord
-from recommender.errors import InvalidParameterError
-
-#: Serialises measurements that change the shared index's ``ef``, so two
-#: comparisons running at once never measure each other's setting.
-_EF_LOCK = threading.Lock()
+from recommender.core.types import LIKE_RATING
+from recommender.models.content import split_genres
+from recommender.tools.measure import recall_at_k
 
 
 # ---------------------------------------------------------------------- data at a glance
@@ -51,7 +47,7 @@ def rating_distribution(engine) -> pd.DataFrame:
 
 
 def _genre_lists(genres: pd.Series) -> pd.Series:
-    return genres.fillna("").str.split(",").apply(lambda xs: [x.strip() for x in xs if x.strip()])
+    return genres.fillna("").map(split_genres)
 
 
 def genre_counts(engine, top: int = 25) -> pd.DataFrame:
@@ -73,14 +69,6 @@ def similarity_distribution(engine, user_id: int, k: int = 200) -> pd.DataFrame:
     """Exact cosine similarities of the user's ``k`` nearest users (``rank``, ``similarity``)."""
     exact = engine.neighbors(user_id, k=k, exact=True)
     return exact[["rank", "user_id", "similarity"]]
-
-
-def recall_at_k(found: Iterable[int], reference: Iterable[int]) -> float:
-    """Share of ``reference`` ids that ``found`` also holds (1.0 for an empty reference)."""
-    reference = set(int(x) for x in reference)
-    if not reference:
-        return 1.0
-    return len(reference & set(int(x) for x in found)) / len(reference)
 
 
 def ann_and_exact_neighbours(engine, user_id: int, k: int) -> dict:
@@ -128,7 +116,7 @@ def genre_profile(engine, user_id: int, neighbour_ids: Sequence[int],
     Columns: ``genre``, ``group`` ("user" or "neighbours"), ``share`` in [0, 1];
     the ``top`` genres by the larger of the two shares.
     """
-    threshold = engine.params.like_threshold if like_threshold is None else like_threshold
+    threshold = LIKE_RATING if like_threshold is None else like_threshold
     data = engine.data
     genre_sets = _genre_lists(data.anime["genre"]).to_numpy()
 
@@ -178,7 +166,7 @@ def request_breakdown(records: Sequence[StageRecord], last: int = 20,
 
 
 def build_stages(profiler: Profiler,
-                 stages: Sequence[str] = ("load", "matrix", "popularity", "content",
+                 stages: Sequence[str] = ("load", "matrix", "popularity fit", "content fit",
                                           "similarity rows", "vectors", "index build",
                                           "user-user fit", "mf fit", "ease fit",
                                           "title index", "index load",
@@ -188,96 +176,3 @@ def build_stages(profiler: Profiler,
     frame = frame[frame["stage"].isin(stages)]
     latest = frame.groupby("stage", sort=False).tail(1)
     return latest[["stage", "seconds", "peak_mib"]].reset_index(drop=True)
-
-
-def sample_users(engine, n: int, random_state: int = 0) -> np.ndarray:
-    """``n`` distinct known user ids, drawn reproducibly."""
-    ids = engine.user_ids()
-    if n < 1:
-        raise InvalidParameterError(f"sample size must be at least 1, got {n}")
-    rng = np.random.default_rng(random_state)
-    return np.sort(rng.choice(ids, size=min(n, len(ids)), replace=False))
-
-
-def latency_sample(engine, users: Sequence[int], algorithms: Sequence[str],
-                   n: int = 10) -> pd.DataFrame:
-    """Wall milliseconds of ``engine.recommend`` per user and algorithm.
-
-    Columns: ``algorithm``, ``user_id``, ``ms``. Each algorithm runs once for
-    one user first, untimed, so lazy set-up does not count as latency.
-    """
-    rows = []
-    for algorithm in algorithms:
-        if len(users):
-            engine.recommend(int(users[0]), algorithm=algorithm, n=n)
-        for user in users:
-            start = time.perf_counter()
-            engine.recommend(int(user), algorithm=algorithm, n=n)
-            rows.append((algorithm, int(user), (time.perf_counter() - start) * 1000.0))
-    return pd.DataFrame(rows, columns=["algorithm", "user_id", "ms"])
-
-
-def latency_summary(sample: pd.DataFrame) -> pd.DataFrame:
-    """p50, p95 and mean milliseconds per algorithm of a :func:`latency_sample`."""
-    grouped = sample.groupby("algorithm", sort=False)["ms"]
-    return pd.DataFrame({
-        "p50_ms": grouped.quantile(0.5),
-        "p95_ms": grouped.quantile(0.95),
-        "mean_ms": grouped.mean(),
-        "requests": grouped.size(),
-    }).reset_index()
-
-
-def ann_vs_exact(engine, users: Sequence[int], k: int, ef: int,
-                 n_candidates: int | None = None) -> dict:
-    """Neighbour recall and latency of the index at search width ``ef`` against brute force.
-
-    For each user: the engine's ANN neighbours (``n_candidates`` index hits
-    re-ranked by exact cosine), the index alone (its top ``k`` by vector cosine)
-    and the exact top ``k``. hnswlib searches ``max(ef, n_candidates + 1)`` wide,
-    so ``ef`` matters once it exceeds the candidate count. The index's own
-    ``ef`` is restored afterwards.
-
-    Returns ``summary`` (dict: mean recalls and mean/p95 milliseconds) and
-    ``per_user`` (DataFrame: ``user_id``, ``recall_reranked``,
-    ``recall_index_only``, ``ann_ms``, ``exact_ms``).
-    """
-    if ef < 1 or k < 1:
-        raise InvalidParameterError("ef and k must be at least 1")
-    if n_candidates is not None and n_candidates < 1:
-        raise InvalidParameterError("n_candidates must be at least 1")
-    knn, index = engine.knn, engine.knn.index_
-    rows = []
-    with _EF_LOCK:
-        previous = index.ef
-        index.set_ef(ef)
-        try:
-            for user in users:
-                profile = engine.profile(int(user))
-                start = time.perf_counter()
-                ann = knn.neighbors(profile, k, n_candidates=n_candidates)
-                ann_ms = (time.perf_counter() - start) * 1000.0
-                start = time.perf_counter()
-                exact = knn.neighbors(profile, k, exact=True)
-                exact_ms = (time.perf_counter() - start) * 1000.0
-                labels, _ = index.query(knn.vectors_[profile.user_idx], k + 1)
-                labels = labels[labels != profile.user_idx][:k]
-                rows.append((int(user), recall_at_k(ann.user_idx, exact.user_idx),
-                             recall_at_k(labels, exact.user_idx), ann_ms, exact_ms))
-        finally:
-            index.set_ef(previous)
-    per_user = pd.DataFrame(rows, columns=["user_id", "recall_reranked", "recall_index_only",
-                                           "ann_ms", "exact_ms"])
-    summary = {
-        "ef": int(ef), "k": int(k),
-        "n_candidates": int(knn.n_candidates if n_candidates is None else n_candidates),
-        "users": len(per_user),
-        "recall_reranked": float(per_user["recall_reranked"].mean()) if rows else float("nan"),
-        "recall_index_only": float(per_user["recall_index_only"].mean()) if rows else float("nan"),
-        "ann_ms_mean": float(per_user["ann_ms"].mean()) if rows else float("nan"),
-        "ann_ms_p95": float(per_user["ann_ms"].quantile(0.95)) if rows else float("nan"),
-        "exact_ms_mean": float(per_user["exact_ms"].mean()) if rows else float("nan"),
-        "exact_ms_p95": float(per_user["exact_ms"].quantile(0.95)) if rows else float("nan"),
-    }
-    return {"summary": summary, "per_user": per_user}
-

@@ -1,0 +1,136 @@
+"""The one list of algorithms: for each name, how it is built, fitted and persisted.
+
+The engine, the model cache, start-up, evaluation, the CLI and the dashboard
+all read :data:`ALGORITHMS`. Adding a model family is one module under
+``recommender/models/`` (a scorer and its config dataclass, whose defaults are
+the model's defaults) plus one :class:`Algorithm` entry here.
+
+"hybrid" is not an entry: it is the engine's blend of one ``collaborative``
+algorithm with content, at a weight chosen per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from recommender.core.profiling import PROFILER
+from recommender.core.types import Persistent, Scorer, TrainingData
+from recommender.errors import UnknownAlgorithmError
+from recommender.models.baselines import Popularity, PopularityConfig, RandomConfig, RandomScorer
+from recommender.models.blend import Blend, BlendConfig
+from recommender.models.content import ContentConfig, ContentTfidf
+from recommender.models.ease import EASE, EASEConfig
+from recommender.models.mf import ALSFactorization, MFConfig
+from recommender.models.user_knn import UserKNN, UserKNNConfig
+
+#: The request-time blend of a collaborative algorithm with content.
+HYBRID = "hybrid"
+
+#: ``build(config, fitted)``: an unfitted scorer from its config; ``fitted`` holds the
+#: algorithms listed before it, already fitted (a blend combines them).
+Builder = Callable[[Any, Mapping[str, Scorer]], Scorer]
+#: ``restore(state, data, config)``: a fitted scorer from its ``state_dict()``.
+Restorer = Callable[[dict, TrainingData, Any], Scorer]
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One algorithm the engine offers (see the module docstring)."""
+
+    name: str                    # recommend(algorithm=name)
+    label: str                   # how the dashboard names it
+    config: type                 # its config dataclass; the defaults live there
+    build: Builder
+    #: Its fitted state goes into the model cache, and is read back by ``restore``.
+    restore: Restorer | None = None
+    #: It can be the hybrid's collaborative part.
+    collaborative: bool = False
+    #: It answers similar_anime(model=name).
+    similar_items: bool = False
+    #: Slow to fit: fitted only when ``EngineParams.use_models`` is on.
+    learned: bool = False
+    #: Shown in the dashboard's choices (a baseline like random is not).
+    offered: bool = True
+    #: Environment prefix of its settings: ANIREC_<ENV>_<FIELD>.
+    env: str = ""
+
+    @property
+    def persisted(self) -> bool:
+        return self.restore is not None
+
+
+ALGORITHMS: tuple[Algorithm, ...] = (
+    Algorithm("popularity", "Popularity", PopularityConfig,
+              lambda config, fitted: Popularity(config), env="POPULARITY"),
+    Algorithm("random", "Random", RandomConfig,
+              lambda config, fitted: RandomScorer(config), offered=False, env="RANDOM"),
+    Algorithm("content", "Content", ContentConfig,
+              lambda config, fitted: ContentTfidf(config), restore=ContentTfidf.from_state,
+              similar_items=True, env="CONTENT"),
+    Algorithm("user-user", "User-user", UserKNNConfig,
+              lambda config, fitted: UserKNN(config), restore=UserKNN.from_state,
+              collaborative=True, env="USER_USER"),
+    Algorithm("mf", "Matrix factorisation", MFConfig,
+              lambda config, fitted: ALSFactorization(config),
+              restore=ALSFactorization.from_state, collaborative=True, similar_items=True,
+              learned=True, env="MF"),
+    Algorithm("ease", "EASE", EASEConfig,
+              lambda config, fitted: EASE(config), restore=EASE.from_state,
+              collaborative=True, similar_items=True, learned=True, env="EASE"),
+    Algorithm("blend", "Blend", BlendConfig,
+              lambda config, fitted: Blend(fitted, config), learned=True, env="BLEND"),
+)
+
+_BY_NAME = {a.name: a for a in ALGORITHMS}
+
+
+def get(name: str) -> Algorithm:
+    """The entry of ``name``; :class:`UnknownAlgorithmError` when there is none."""
+    if not isinstance(name, str) or name not in _BY_NAME:
+        raise UnknownAlgorithmError(
+            f"unknown algorithm {name!r}; choose one of {', '.join(_BY_NAME)}")
+    return _BY_NAME[name]
+
+
+def names() -> tuple[str, ...]:
+    return tuple(_BY_NAME)
+
+
+def default_configs() -> dict[str, Any]:
+    """Every algorithm's config at its own defaults, by name."""
+    return {a.name: a.config() for a in ALGORITHMS}
+
+
+def enabled(use_learned: bool) -> tuple[Algorithm, ...]:
+    """The algorithms an engine fits, in fitting order."""
+    return tuple(a for a in ALGORITHMS if use_learned or not a.learned)
+
+
+def fit_all(data: TrainingData, configs: Mapping[str, Any], *, use_learned: bool = True,
+            restored: Mapping[str, Scorer] | None = None) -> dict[str, Scorer]:
+    """Every enabled algorithm fitted on ``data`` with ``configs[name]``, in order.
+
+    Scorers in ``restored`` (read back from the cache, or shared by a tuning
+    run) are used as they are instead of being fitted.
+    """
+    restored = dict(restored or {})
+    fitted: dict[str, Scorer] = {}
+    for algorithm in enabled(use_learned):
+        if algorithm.name in restored:
+            fitted[algorithm.name] = restored[algorithm.name]
+            continue
+        scorer = algorithm.build(configs[algorithm.name], fitted)
+        with PROFILER.stage(f"{algorithm.name} fit", memory=algorithm.persisted):
+            fitted[algorithm.name] = scorer.fit(data)
+    return fitted
+
+
+def persisted(models: Mapping[str, Scorer]) -> dict[str, Persistent]:
+    """The fitted models whose state goes into the cache, by name."""
+    out: dict[str, Persistent] = {}
+    for name, scorer in models.items():
+        if get(name).persisted and isinstance(scorer, Persistent):
+            out[name] = scorer
+    return out
