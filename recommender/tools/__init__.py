@@ -1,1 +1,1 @@
-"""Tools around the engine: benchmarks, measurements and reliability checks (serving never imports them)."""
+"""Tools around the engine: benchmarks, measurements and reliability checks."""
