@@ -71,7 +71,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         raise _UsageError("give --user ID, or --liked TITLE / --liked-id ID")
     frame = engine.recommend(args.user if liked is None else None, liked=liked,
                              algorithm=args.algorithm, weight=args.weight, n=args.n, k=args.k,
-                             collaborative=args.collaborative)
+                             collaborative=args.collaborative, diversity=args.diversity)
     if not args.json and frame.attrs.get("fallback"):
         print(f"note: {frame.attrs['requested']} had nothing to go on; "
               f"used {frame.attrs['method']}", file=sys.stderr)
@@ -153,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--weight", type=float, default=None, help="collaborative share in [0, 1]")
     rec.add_argument("-n", type=int, default=10, help="how many anime")
     rec.add_argument("-k", type=int, default=None, help="neighbours for user-user")
+    rec.add_argument("--diversity", type=float, default=0.0,
+                     help="0 (plain ranking) to 1 (as varied in genre as possible)")
     rec.add_argument("--json", action="store_true", help="print JSON")
     rec.set_defaults(func=cmd_recommend)
 

@@ -41,7 +41,7 @@ from recommender.models.user_knn import UserKNN
 from recommender.serving import requests
 from recommender.serving.build import EngineParts, build_parts, training_data
 from recommender.serving.frames import ResultFrames
-from recommender.serving.ranking import ADULT_GENRE, Ranker
+from recommender.serving.ranking import ADULT_GENRE, Ranker, genre_vectors
 from recommender.serving.search import TitleSearch
 from recommender.serving.users import UserStore, grown
 
@@ -80,7 +80,8 @@ class RecommenderEngine:
         tie_break = self._models["popularity"].score(
             UserProfile(np.empty(0, np.int64), np.empty(0, np.float32)),
             Context(parts.snapshot)).values
-        self._ranker = Ranker(self._models, tie_break, adult, parts.params.include_adult)
+        self._ranker = Ranker(self._models, tie_break, adult, parts.params.include_adult,
+                              genre_vectors(anime))
         self._frames = ResultFrames(anime, self._models)
         self.build_info: dict = dict(parts.info)
 
@@ -267,7 +268,8 @@ class RecommenderEngine:
     @timed("recommend")
     def recommend(self, user_id: int | None = None, *, liked=None, algorithm: str = HYBRID,
                   weight: float | None = None, n: int = 10, k: int | None = None,
-                  collaborative: str = "user-user", exclude: Iterable[int] = ()) -> pd.DataFrame:
+                  collaborative: str = "user-user", exclude: Iterable[int] = (),
+                  diversity: float = 0.0) -> pd.DataFrame:
         """Top-``n`` anime for a known user or a what-if list, best first.
 
         Parameters
@@ -281,6 +283,8 @@ class RecommenderEngine:
         n : how many anime (1..500). k : neighbours for user-user (1..500).
         collaborative : the hybrid's collaborative part (see ``collaborative_algorithms``).
         exclude : anime ids never to return (e.g. already listed elsewhere).
+        diversity : in [0, 1]; above 0 the list is re-ranked by maximal marginal
+            relevance over genres (0 = the plain ranking, 1 = as varied as possible).
 
         Returns
         -------
@@ -288,12 +292,13 @@ class RecommenderEngine:
         better; comparable only within one call), ``source`` (the algorithm that
         placed the row), ``reason``, catalogue columns and per-algorithm
         explanation columns. ``attrs`` holds ``method`` (what was used),
-        ``requested``, ``fallback``, ``unknown_ids`` and ``weight``.
+        ``requested``, ``fallback``, ``unknown_ids``, ``weight`` and ``diversity``.
         """
         snapshot = self._snapshot  # the one snapshot this request reads
         n = requests.count(n, "n", MAX_N)
         k = None if k is None else requests.count(k, "k", MAX_K)
         weight = self.params.hybrid_weight if weight is None else unit_weight(weight)
+        diversity = unit_weight(diversity, "diversity")
         choice(algorithm, "algorithm", self.algorithms)
         choice(collaborative, "collaborative algorithm", self.collaborative_algorithms)
         profile, unknown = requests.profile(snapshot, user_id, liked)
@@ -304,12 +309,13 @@ class RecommenderEngine:
                                    collaborative=collaborative)
         usable = [s for s in chain if (s.values > 0).any()]
         method = usable[0].method if usable else algorithm
-        items, source = self._ranker.top(chain, n, allowed)
+        items, source = self._ranker.top_diverse(chain, n, allowed, diversity)
         with PROFILER.stage("explain"):
             frame = self._frames.recommendations(profile, items, source, chain, parts, algorithm)
         frame.attrs.update({"method": method, "requested": algorithm,
                             "fallback": method != algorithm, "unknown_ids": unknown,
-                            "weight": weight if algorithm == HYBRID else None})
+                            "weight": weight if algorithm == HYBRID else None,
+                            "diversity": diversity})
         return frame
 
     # ------------------------------------------------------------------ neighbours

@@ -12,15 +12,58 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize
 
 from recommender.core import scaling
 from recommender.core.profiling import PROFILER
 from recommender.core.types import Context, Scorer, Scores, UserProfile
 from recommender.models import registry
+from recommender.models.content import genre_sets
 from recommender.models.registry import HYBRID
 
 #: Genre of the titles left out unless ``include_adult``.
 ADULT_GENRE = "Hentai"
+#: Candidates a diversified list is chosen from, per requested row (and at least 50).
+DIVERSITY_POOL = 3
+
+
+def genre_vectors(anime: pd.DataFrame) -> sp.csr_matrix:
+    """Items x genres, rows L2-normalised: their dot product is the genre cosine."""
+    sets = genre_sets(anime)
+    names = sorted(set().union(*sets)) if sets else []
+    column = {g: j for j, g in enumerate(names)}
+    rows = np.repeat(np.arange(len(sets)), [len(s) for s in sets])
+    cols = np.array([column[g] for s in sets for g in s], dtype=np.int64)
+    matrix = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)),
+                           shape=(len(sets), max(len(names), 1)))
+    return normalize(matrix).astype(np.float32)
+
+
+def maximal_marginal_relevance(relevance: np.ndarray, vectors: sp.csr_matrix, n: int,
+                               diversity: float) -> np.ndarray:
+    """Positions (into ``relevance``) of ``n`` picks, each maximising MMR.
+
+    Carbonell and Goldstein's rule: the next pick maximises
+    ``(1 - diversity) * relevance - diversity * (max similarity to the picks so far)``,
+    with similarity the dot product of ``vectors`` rows. ``diversity=0`` keeps the
+    relevance order exactly.
+    """
+    n = min(n, len(relevance))
+    if diversity <= 0 or n == 0:
+        return np.argsort(-relevance, kind="stable")[:n]
+    closest = np.zeros(len(relevance))
+    free = np.ones(len(relevance), dtype=bool)
+    picks: list[int] = []
+    for _ in range(n):
+        gain = (1.0 - diversity) * relevance - diversity * closest
+        gain[~free] = -np.inf
+        pick = int(np.argmax(gain))
+        picks.append(pick)
+        free[pick] = False
+        closest = np.maximum(closest, (vectors @ vectors[pick].T).toarray().ravel())
+    return np.asarray(picks, dtype=np.int64)
 
 
 class Ranker:
@@ -31,8 +74,9 @@ class Ranker:
     """
 
     def __init__(self, models: Mapping[str, Scorer], tie_break: np.ndarray, adult: np.ndarray,
-                 include_adult: bool):
+                 include_adult: bool, genres: sp.csr_matrix | None = None):
         self._models = dict(models)
+        self._genres = genres
         self._tie_break = np.asarray(tie_break, dtype=np.float64)
         self._adult = np.asarray(adult, dtype=bool)
         self._include_adult = include_adult
@@ -108,3 +152,18 @@ class Ranker:
             source.extend([level] * len(top))
         items = np.concatenate(picked) if picked else np.empty(0, np.int64)
         return items.astype(np.int64), source
+
+    def top_diverse(self, chain: list[Scores], n: int, allowed: np.ndarray,
+                    diversity: float) -> tuple[np.ndarray, list[int]]:
+        """:meth:`top`, then re-ranked by maximal marginal relevance over genres.
+
+        The ``n`` rows are picked from the best ``DIVERSITY_POOL * n`` (at least
+        50) of the fallback order, whose rank is the relevance; ``diversity=0``
+        is exactly :meth:`top`.
+        """
+        if diversity <= 0 or self._genres is None:
+            return self.top(chain, n, allowed)
+        items, source = self.top(chain, max(DIVERSITY_POOL * n, 50), allowed)
+        relevance = 1.0 - np.arange(len(items)) / max(len(items), 1)
+        picks = maximal_marginal_relevance(relevance, self._genres[items], n, diversity)
+        return items[picks], [source[i] for i in picks]
