@@ -92,7 +92,7 @@ def test_a_bad_anime_file_changes_nothing(loaded, tmp_path):
     before = snapshot(database)
     for content, line, problem in [
         ("id,name\n1,A\n", 1, "missing column(s) anime_id"),
-        ("anime_id,name\n100,A\nabc,B\n", 3, "anime_id 'abc' is not a positive integer"),
+        ("anime_id,name\n100,A\nabc,B\n", 3, "anime_id 'abc' is not an integer"),
         ("anime_id,name\n100,A\n100,B\n", 3, "anime_id 100 appears more than once"),
     ]:
         bad = tmp_path / "anime_bad.csv"

@@ -8,13 +8,25 @@ Japanese titles and synopses; they only enrich rows the 2016 catalogue has.
 from __future__ import annotations
 
 import html
+import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from recommender.core.paths import DATA_DIR
-from recommender.core.validate import MAX_ID
+from recommender.data.checks import (
+    MAX_ID,
+    MAX_TYPE_LENGTH,
+    checked_text,
+    first_data_row_too_long,
+    line_of,
+    open_text,
+    reading,
+    record_lines,
+    whole_numbers,
+)
 from recommender.errors import DataFormatError
 
 #: Columns of the Kaggle 2016 ``anime.csv``, in file order.
@@ -42,82 +54,88 @@ def _text(series: pd.Series) -> pd.Series:
     return series.fillna("").astype(str).map(html.unescape).str.strip()
 
 
-def clean_anime(frame: pd.DataFrame, *, source: str = "anime frame") -> pd.DataFrame:
-    """Return a typed copy of a Kaggle-format anime frame.
+def clean_anime(frame: pd.DataFrame, *, source: str = "anime frame",
+                lines: Sequence[int] | None = None) -> pd.DataFrame:
+    """Return a typed, checked copy of a Kaggle-format anime frame.
 
     Required columns are ``anime_id`` and ``name``; the other Kaggle columns are
     filled when missing. ``episodes`` becomes a nullable integer ("Unknown" ->
     <NA>), ``rating`` (the community average, not a user's) a float, and names
     are HTML-unescaped. Optional ``english_name``, ``japanese_name`` and
-    ``synopsis`` columns are kept, or added empty.
+    ``synopsis`` columns are kept, or added empty. Every value is checked
+    against the database's column limits first; a bad one raises
+    :class:`DataFormatError` naming ``source``, its line (``lines`` maps rows to
+    file lines; default: row + 2) and the value.
     """
     missing = [c for c in ("anime_id", "name") if c not in frame.columns]
     if missing:
         raise DataFormatError(f"{source}: missing column(s) {', '.join(missing)}")
-    ids = pd.to_numeric(frame["anime_id"], errors="coerce")
-    bad = ids.isna() | (ids != ids.round())
-    if bad.any():
-        line = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataFormatError(
-            f"{source}: line {line + 2}: anime_id {frame['anime_id'].iloc[line]!r} "
-            "is not an integer"
-        )
-    out = pd.DataFrame({"anime_id": ids.astype(np.int64)})
-    if out["anime_id"].duplicated().any():
-        dup = int(out["anime_id"][out["anime_id"].duplicated()].iloc[0])
-        raise DataFormatError(f"{source}: anime_id {dup} appears more than once")
-    out["name"] = _text(frame["name"])
-    out["genre"] = _text(frame["genre"]) if "genre" in frame else ""
-    out["type"] = _text(frame["type"]) if "type" in frame else ""
-    episodes = frame["episodes"] if "episodes" in frame else pd.Series(np.nan, index=frame.index)
-    out["episodes"] = pd.to_numeric(episodes, errors="coerce").astype("Int64")
-    rating = frame["rating"] if "rating" in frame else pd.Series(np.nan, index=frame.index)
-    out["rating"] = pd.to_numeric(rating, errors="coerce").astype(np.float64)
-    members = frame["members"] if "members" in frame else pd.Series(0, index=frame.index)
-    out["members"] = pd.to_numeric(members, errors="coerce").fillna(0).astype(np.int64)
-    for column in ("english_name", "japanese_name", "synopsis"):
-        out[column] = _text(frame[column]) if column in frame else ""
-    return out.reset_index(drop=True)
+    frame = frame.reset_index(drop=True)
+
+    def where(row: int) -> str:
+        return f"{source}: line {line_of(lines, row)}"
+
+    ids = whole_numbers(frame["anime_id"], "anime_id", 1, MAX_ID, where)
+    out = pd.DataFrame({"anime_id": ids})
+    dup = out["anime_id"].duplicated().to_numpy()
+    if dup.any():
+        row = int(np.flatnonzero(dup)[0])
+        raise DataFormatError(f"{where(row)}: anime_id {int(ids[row])} appears more than once")
+    out["name"] = _text(checked_text(frame["name"], "name", where))
+    for column in ("genre", "english_name", "japanese_name", "synopsis"):
+        out[column] = _text(checked_text(frame[column], column, where)) if column in frame else ""
+    out["type"] = (_text(checked_text(frame["type"], "type", where, MAX_TYPE_LENGTH))
+                   if "type" in frame else "")
+    if "episodes" in frame:
+        # "Unknown" (the Kaggle file's word) and other text mean: not known.
+        episodes = frame["episodes"].where(pd.to_numeric(frame["episodes"], errors="coerce")
+                                           .notna())
+        out["episodes"] = pd.array(whole_numbers(episodes, "episodes", 0, MAX_ID, where,
+                                                 missing="na", text=frame["episodes"]),
+                                   dtype="Float64").astype("Int64")
+    else:
+        out["episodes"] = pd.array([pd.NA] * len(frame), dtype="Int64")
+    if "rating" in frame:
+        rating = pd.to_numeric(frame["rating"], errors="coerce").astype(np.float64)
+        bad = (rating.notna() & ~rating.between(0.0, 10.0)).to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataFormatError(f"{where(row)}: rating {str(frame['rating'].iloc[row])[:40]!r}"
+                                  " is not a community score in 0..10")
+        out["rating"] = rating.to_numpy()
+    else:
+        out["rating"] = np.nan
+    if "members" in frame:
+        out["members"] = whole_numbers(frame["members"].fillna(0), "members", 0, MAX_ID, where,
+                                       text=frame["members"])
+    else:
+        out["members"] = np.zeros(len(frame), dtype=np.int64)
+    return out
 
 
 def read_anime_csv(path: str | Path) -> pd.DataFrame:
-    """Read and validate a Kaggle 2016 ``anime.csv`` (or ``.gz``) into a clean catalogue frame.
+    """Read and validate a Kaggle 2016 ``anime.csv`` (or ``.gz``, ``.zip``...) into a catalogue.
 
     Raises :class:`DataFormatError` naming the file, the line (the header is
-    line 1) and the problem: a missing column, an anime id that is not a
-    positive integer within the database's limit, or an id listed twice.
+    line 1; a name spanning lines counts them all) and the problem: a file that
+    cannot be read or decompressed, a row with more fields than the header, a
+    missing column, or a value outside its column's limits.
     """
     path = Path(path)
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
-                            skip_blank_lines=False)
-    except FileNotFoundError:
-        raise DataFormatError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataFormatError(f"{path}: cannot read as CSV: {one_line(exc)}") from None
+    with reading(path):
+        with open_text(path) as handle:
+            text = handle.read()
+        extra = first_data_row_too_long(text[:1 << 16])
+        if extra is not None:
+            raise DataFormatError(f"{path}: line 2: {extra} fields where the header has fewer")
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
+                            na_values=[""], skip_blank_lines=False, index_col=False)
     missing = [c for c in ("anime_id", "name") if c not in frame.columns]
     if missing:
         raise DataFormatError(f"{path}: line 1: missing column(s) {', '.join(missing)} "
                               f"(expected {', '.join(ANIME_COLUMNS)})")
-    raw = frame["anime_id"]
-    ids = pd.to_numeric(raw, errors="coerce")
-    bad = (ids.isna() | (ids != ids.round()) | (ids <= 0) | (ids > MAX_ID)).to_numpy()
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataFormatError(f"{path}: line {row + 2}: anime_id {raw.iloc[row]!r} is not a "
-                              "positive integer")
-    dup = ids.duplicated().to_numpy()
-    if dup.any():
-        row = int(np.flatnonzero(dup)[0])
-        raise DataFormatError(f"{path}: line {row + 2}: anime_id {int(ids.iloc[row])} "
-                              "appears more than once")
-    return clean_anime(frame, source=str(path))
-
-
-def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message (library messages can run to many lines)."""
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else exc.__class__.__name__
+    lines = record_lines(text)
+    return clean_anime(frame, source=str(path), lines=lines if len(lines) == len(frame) else None)
 
 
 def read_2020_extras(anime_2020: str | Path, synopsis_2020: str | Path | None) -> pd.DataFrame:
@@ -175,29 +193,23 @@ def load_bundled_ratings() -> pd.DataFrame:
 def clean_ratings(frame: pd.DataFrame, *, source: str = "ratings frame") -> pd.DataFrame:
     """Validate and type a ratings frame: ``user_id``, ``anime_id`` int64, ``rating`` int8.
 
-    ``rating`` is -1 (watched, not rated) or 1..10. Raises :class:`DataFormatError`
+    Ids are whole numbers in 1..2**31-1 (the database's limit) and ``rating``
+    is -1 (watched, not rated) or 1..10. Raises :class:`DataFormatError`
     naming the first bad row.
     """
     missing = [c for c in RATING_COLUMNS if c not in frame.columns]
     if missing:
         raise DataFormatError(f"{source}: missing column(s) {', '.join(missing)}")
-    out = {}
-    for column in RATING_COLUMNS:
-        values = pd.to_numeric(frame[column], errors="coerce")
-        bad = values.isna().to_numpy() | (values.to_numpy() != np.round(values.to_numpy()))
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise DataFormatError(
-                f"{source}: row {row}: {column} {frame[column].iloc[row]!r} is not an integer"
-            )
-        out[column] = values.to_numpy()
-    rating = out["rating"]
-    bad = ~(((rating >= 1) & (rating <= 10)) | (rating == -1))
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataFormatError(f"{source}: row {row}: rating {rating[row]} is outside -1..10")
-    return pd.DataFrame({
-        "user_id": out["user_id"].astype(np.int64),
-        "anime_id": out["anime_id"].astype(np.int64),
-        "rating": rating.astype(np.int8),
-    })
+    frame = frame.reset_index(drop=True)
+
+    def where(row: int) -> str:
+        return f"{source}: row {row}"
+
+    users = whole_numbers(frame["user_id"], "user_id", 1, MAX_ID, where)
+    anime = whole_numbers(frame["anime_id"], "anime_id", 1, MAX_ID, where)
+    rating = whole_numbers(frame["rating"], "rating", -1, 10, where)
+    if (rating == 0).any():
+        row = int(np.flatnonzero(rating == 0)[0])
+        raise DataFormatError(f"{where(row)}: rating 0 is outside -1..10 (-1 = watched, "
+                              "else 1..10)")
+    return pd.DataFrame({"user_id": users, "anime_id": anime, "rating": rating.astype(np.int8)})

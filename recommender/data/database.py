@@ -8,9 +8,12 @@ the DB-API cursor straight into numpy arrays: no ORM object is built per row, so
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
+import sqlite3
 import uuid
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from recommender.core.redact import redact_url
+from recommender.core.redact import redact_text, redact_url
 from recommender.data.catalog import CATALOGUE_COLUMNS
 from recommender.errors import DatabaseError
 
@@ -96,7 +99,29 @@ class Meta(Base):
     value: Mapped[str] = mapped_column(sa.Text)
 
 
-# --------------------------------------------------------------------------- engine
+# --------------------------------------------------------------------------- errors
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    """Every exception a database call can raise that is not the package's own.
+
+    SQLAlchemy wraps what goes through it, but the raw DB-API cursor path (the
+    fast loaders), pandas' ``read_sql`` and a failing COMMIT on a dead
+    connection raise the driver's or pandas' own errors.
+    """
+    errors: list[type[BaseException]] = [sa.exc.SQLAlchemyError, sqlite3.Error,
+                                         pd.errors.DatabaseError]
+    try:
+        import psycopg
+
+        errors.append(psycopg.Error)
+    except ImportError:  # only SQLite is used then
+        pass
+    return tuple(errors)
+
+
+#: Catch these around anything that touches the database (see :func:`guard`).
+DRIVER_ERRORS = _driver_errors()
+
+
 def _fail(url: str, problem: str) -> DatabaseError:
     return DatabaseError(f"DATABASE_URL={redact_url(url)}: {problem}")
 
@@ -104,19 +129,66 @@ def _fail(url: str, problem: str) -> DatabaseError:
 def database_error(url: str, action: str, exc: BaseException) -> DatabaseError:
     """A one-line :class:`DatabaseError` for ``exc`` raised while doing ``action``.
 
-    The message names ``DATABASE_URL`` (password hidden) and the driver's first line.
+    The message names ``DATABASE_URL`` (secrets hidden) and the driver's first line,
+    itself redacted by structure (see ``recommender.core.redact``).
     """
-    return _fail(url, f"{action}: {_first_line(exc, url)}")
+    return _fail(url, f"{action}: {_first_line(exc)}")
 
 
-def _first_line(exc: BaseException, url: str) -> str:
+def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    line = text[0] if text else exc.__class__.__name__
+    return redact_text(text[0] if text else exc.__class__.__name__)
+
+
+def url_of(target: sa.Engine | sa.Connection) -> str:
+    """The URL of an engine or connection, password included (only ever shown redacted)."""
+    engine = target if isinstance(target, sa.Engine) else target.engine
+    return engine.url.render_as_string(hide_password=False)
+
+
+@contextmanager
+def guard(target: sa.Engine | sa.Connection | str, action: str):
+    """Turn any driver, SQLAlchemy or pandas database error in the block into one line.
+
+    The :class:`DatabaseError` names ``DATABASE_URL`` and ``action``; the package's
+    own errors pass through unchanged.
+    """
     try:
-        password = make_url(url).password
-    except Exception:
-        password = None
-    return line.replace(password, "***") if password else line
+        yield
+    except DRIVER_ERRORS as exc:
+        url = target if isinstance(target, str) else url_of(target)
+        raise database_error(url, action, exc) from None
+
+
+def guarded(action: str):
+    """Decorator: run the function under :func:`guard` of its first argument."""
+
+    def wrap(func):
+        @functools.wraps(func)
+        def inner(target, *args, **kwargs):
+            with guard(target, action):
+                return func(target, *args, **kwargs)
+
+        return inner
+
+    return wrap
+
+
+# --------------------------------------------------------------------------- engine
+#: Seconds a PostgreSQL connection attempt may take: a server that accepts the
+#: connection and never answers becomes an error instead of a hang.
+CONNECT_TIMEOUT_SECONDS = 5
+#: Milliseconds any one PostgreSQL statement may run. Ingest, whose one INSERT is
+#: bounded by the file, lifts it inside its own transaction.
+STATEMENT_TIMEOUT_MS = 120_000
+
+
+def _postgres_connect_args(parsed) -> dict:
+    options = parsed.query.get("options", "")
+    if isinstance(options, tuple):  # given twice in the URL
+        options = " ".join(options)
+    return {"connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            "options": f"{options} -c statement_timeout={STATEMENT_TIMEOUT_MS}".strip()}
 
 
 def _sqlite_pragmas(engine: sa.Engine) -> None:
@@ -150,10 +222,12 @@ def create_db_engine(url: str, *, check: bool = True) -> sa.Engine:
     A malformed URL, a missing driver or an unreachable server raises
     :class:`DatabaseError` naming ``DATABASE_URL`` (password hidden).
     """
+    if not isinstance(url, str) or not url.strip():
+        raise DatabaseError("DATABASE_URL is empty; unset it for the default SQLite file")
     try:
         parsed = make_url(url)
     except Exception:
-        # Not echoed: an unparsable URL cannot be redacted reliably.
+        # Not echoed: a URL that does not parse cannot be shown part by part.
         raise DatabaseError("DATABASE_URL is not a valid database URL (e.g. "
                             "sqlite:///path/anime.db or postgresql+psycopg://user@host:5432/db)"
                             ) from None
@@ -162,32 +236,34 @@ def create_db_engine(url: str, *, check: bool = True) -> sa.Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _fail(url, f"cannot create the directory of the SQLite file: {exc}") from None
+    connect_args = (_postgres_connect_args(parsed)
+                    if parsed.get_backend_name() == "postgresql" else {})
     try:
-        engine = sa.create_engine(parsed, pool_pre_ping=True)
+        engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     except (sa.exc.NoSuchModuleError, ImportError, ModuleNotFoundError) as exc:
-        raise _fail(url, f"no driver for this database ({_first_line(exc, url)}); install it "
+        raise _fail(url, f"no driver for this database ({_first_line(exc)}); install it "
                          "or fix the URL's scheme") from None
-    except sa.exc.ArgumentError as exc:
-        raise _fail(url, f"invalid URL ({_first_line(exc, url)})") from None
+    except (sa.exc.ArgumentError, TypeError, ValueError) as exc:
+        raise _fail(url, f"invalid URL ({_first_line(exc)})") from None
     if engine.dialect.name == "sqlite":
         _sqlite_pragmas(engine)
     if check:
         try:
             with engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
-        except sa.exc.SQLAlchemyError as exc:
+                if engine.dialect.name == "sqlite":
+                    # Reads the schema: a file that is not a database fails here, at start.
+                    conn.exec_driver_sql("PRAGMA schema_version")
+        except DRIVER_ERRORS as exc:
             engine.dispose()
-            raise _fail(url, f"cannot connect: {_first_line(exc, url)}") from None
+            raise _fail(url, f"cannot connect: {_first_line(exc)}") from None
     return engine
 
 
 def create_tables(engine: sa.Engine) -> None:
     """Create any missing tables (existing ones are left as they are)."""
-    try:
+    with guard(engine, "cannot create tables"):
         Base.metadata.create_all(engine)
-    except sa.exc.SQLAlchemyError as exc:
-        raise DatabaseError(f"DATABASE_URL={redact_url(str(engine.url))}: cannot create "
-                            f"tables: {_first_line(exc, str(engine.url))}") from None
 
 
 def write_transaction(engine: sa.Engine):
@@ -197,6 +273,7 @@ def write_transaction(engine: sa.Engine):
     return engine.begin()
 
 
+@guarded("cannot lock user ids")
 def lock_user_ids(conn: sa.Connection) -> None:
     """Hold the lock on user-id allocation until ``conn``'s transaction ends.
 
@@ -239,6 +316,7 @@ def _fetch_arrays(conn: sa.Connection, sql: str, dtypes: list,
     return [np.concatenate(p) if p else np.empty(0, dtype=d) for p, d in zip(parts, dtypes)]
 
 
+@guarded("cannot count rows")
 def count_rows(engine: sa.Engine) -> dict[str, int]:
     """Row counts of the anime, users and ratings tables."""
     with engine.connect() as conn:
@@ -247,12 +325,14 @@ def count_rows(engine: sa.Engine) -> dict[str, int]:
                 for t in (Anime, User, Rating)}
 
 
+@guarded("cannot count the anime")
 def count_anime(engine: sa.Engine) -> int:
     """How many anime the catalogue has (0 for a new, empty database)."""
     with engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(Anime)).scalar_one())
 
 
+@guarded("cannot read the catalogue")
 def load_anime(engine: sa.Engine) -> pd.DataFrame:
     """The catalogue as the engine expects it (``catalog.CATALOGUE_COLUMNS``, typed).
 
@@ -273,6 +353,7 @@ def load_anime(engine: sa.Engine) -> pd.DataFrame:
     return out
 
 
+@guarded("cannot read the ratings")
 def load_ratings(engine: sa.Engine, *, min_user_id: int | None = None) -> pd.DataFrame:
     """All ratings (or those of users with ``user_id > min_user_id``) as a typed frame.
 
@@ -283,6 +364,7 @@ def load_ratings(engine: sa.Engine, *, min_user_id: int | None = None) -> pd.Dat
         return ratings_after(conn, min_user_id)
 
 
+@guarded("cannot read the ratings")
 def ratings_after(conn: sa.Connection, min_user_id: int | None) -> pd.DataFrame:
     """:func:`load_ratings` on an open connection (e.g. inside a write transaction)."""
     stmt = sa.select(Rating.user_id, Rating.anime_id, Rating.rating)
@@ -299,6 +381,7 @@ def ratings_after(conn: sa.Connection, min_user_id: int | None) -> pd.DataFrame:
     return pd.DataFrame({"user_id": users, "anime_id": anime, "rating": rating})
 
 
+@guarded("cannot read the users")
 def load_users(engine: sa.Engine) -> pd.DataFrame:
     """Users: ``user_id`` (int64), ``source`` ("dataset"/"app"), ``created_at``."""
     stmt = sa.select(User.user_id, User.source, User.created_at).order_by(User.user_id)
@@ -309,11 +392,13 @@ def load_users(engine: sa.Engine) -> pd.DataFrame:
     return frame
 
 
+@guarded("cannot read the largest user id")
 def max_user_id(conn: sa.Connection) -> int:
     """The largest user id in the database, 0 when there is none."""
     return int(conn.execute(sa.select(sa.func.max(User.user_id))).scalar() or 0)
 
 
+@guarded("cannot write the meta table")
 def set_meta(conn: sa.Connection, key: str, value: str) -> None:
     conn.execute(sa.delete(Meta).where(Meta.key == key))
     conn.execute(sa.insert(Meta).values(key=key, value=value))
@@ -326,6 +411,7 @@ def set_meta(conn: sa.Connection, key: str, value: str) -> None:
 REVISION_KEY = "data_revision"
 
 
+@guarded("cannot write the data revision")
 def bump_revision(conn: sa.Connection) -> str:
     """Give the data a new revision inside the caller's write transaction; returns it."""
     revision = uuid.uuid4().hex
@@ -333,6 +419,7 @@ def bump_revision(conn: sa.Connection) -> str:
     return revision
 
 
+@guarded("cannot read the data revision")
 def data_revision(engine: sa.Engine) -> str:
     """The data's current revision; one is created for a database that has none yet."""
     with engine.connect() as conn:
@@ -346,6 +433,7 @@ def data_revision(engine: sa.Engine) -> str:
     return str(revision)
 
 
+@guarded("cannot count the ratings")
 def count_ratings(conn: sa.Connection) -> int:
     """How many ratings there are (SQLite counts its primary-key B-tree without decoding rows)."""
     return int(conn.execute(sa.select(sa.func.count()).select_from(Rating)).scalar_one())

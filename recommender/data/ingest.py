@@ -16,6 +16,7 @@ twice adds nothing the second time. Inserts are Core ``insert()`` executemany
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import logging
@@ -31,13 +32,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from tqdm.auto import tqdm
 
-from recommender.core.validate import MAX_ID
-from recommender.data.catalog import (
-    CATALOGUE_COLUMNS,
-    RATING_COLUMNS,
-    clean_anime,
-    one_line,
-    read_anime_csv,
+from recommender.data import database as db
+from recommender.data.catalog import CATALOGUE_COLUMNS, RATING_COLUMNS, clean_anime, read_anime_csv
+from recommender.data.checks import (
+    MAX_ID,
+    first_bad_number,
+    first_data_row_too_long,
+    open_text,
+    reading,
 )
 from recommender.data.database import (
     Anime,
@@ -53,8 +55,9 @@ from recommender.errors import DataFormatError
 _log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 250_000
-#: Pair keys are user_id * KEY_STRIDE + anime_id (anime ids are < 2**20 here).
-KEY_STRIDE = 2**21
+#: Pair keys are user_id * KEY_STRIDE + anime_id: ids are below 2**31 (the columns'
+#: limit), so a key is below 2**62 and fits an int64 whatever the ids are.
+KEY_STRIDE = 2**31
 
 
 @dataclass(frozen=True)
@@ -73,65 +76,55 @@ class IngestReport:
 
 # --------------------------------------------------------------------------- ratings
 def _rating_chunks(path: Path, chunk_rows: int):
-    """Chunks of the ratings file with their first line number (the header is line 1)."""
-    try:
-        header = pd.read_csv(path, nrows=0)
-    except FileNotFoundError:
-        raise DataFormatError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataFormatError(f"{path}: cannot read as CSV: {one_line(exc)}") from None
-    missing = [c for c in RATING_COLUMNS if c not in header.columns]
-    if missing:
-        raise DataFormatError(f"{path}: line 1: missing column(s) {', '.join(missing)} "
-                              f"(expected {', '.join(RATING_COLUMNS)})")
-    reader = pd.read_csv(path, usecols=list(RATING_COLUMNS), chunksize=chunk_rows,
-                         skip_blank_lines=False)
+    """Chunks of the ratings file (as pandas types them) and their first line number.
+
+    The header is line 1. Every read and decompression error becomes one
+    :class:`DataFormatError` naming the file; a row with more fields than the
+    header is an error (pandas would drop the extra field or shift the columns).
+    """
+    with reading(path):
+        with open_text(path) as handle:
+            head = handle.read(1 << 16)
+        header = next(csv.reader(io.StringIO(head)), [])
+        missing = [c for c in RATING_COLUMNS if c not in header]
+        if missing:
+            raise DataFormatError(f"{path}: line 1: missing column(s) {', '.join(missing)} "
+                                  f"(expected {', '.join(RATING_COLUMNS)})")
+        extra = first_data_row_too_long(head)
+        if extra is not None:
+            raise DataFormatError(f"{path}: line 2: {extra} fields where the header has "
+                                  f"{len(header)}")
     line = 2
-    try:
+    with reading(path), open_text(path) as handle:
+        reader = pd.read_csv(handle, chunksize=chunk_rows, skip_blank_lines=False,
+                             index_col=False, low_memory=False)
         for chunk in reader:
             yield line, chunk
             line += len(chunk)
-    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise DataFormatError(f"{path}: {one_line(exc)}") from None
-    except (OSError, EOFError) as exc:  # e.g. a truncated .gz
-        raise DataFormatError(f"{path}: cannot read past line {line}: {one_line(exc)}") from None
-
-
-def _integers(path: Path, first_line: int, chunk: pd.DataFrame, column: str) -> np.ndarray:
-    values = chunk[column]
-    if values.dtype.kind in "iu":
-        return values.to_numpy(np.int64)
-    numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
-    # Beyond 2**53 a float no longer holds every integer, and casting a larger one to
-    # int64 is undefined: such values are not ids or ratings anyway.
-    with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(numbers) | (numbers != np.round(numbers)) | (np.abs(numbers) > 2**53)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        shown = values.iloc[row]
-        problem = ("is missing" if pd.isna(shown)
-                   else f"{str(shown)[:40]!r} is not an integer in range")
-        raise DataFormatError(f"{path}: line {first_line + row}: {column} {problem}")
-    return numbers.astype(np.int64)
 
 
 def _check_ratings_chunk(path: Path, first_line: int, chunk: pd.DataFrame,
                          known_anime: np.ndarray, app_users: np.ndarray):
     """Typed arrays of one chunk, or DataFormatError for its first bad line."""
-    users = _integers(path, first_line, chunk, "user_id")
-    anime = _integers(path, first_line, chunk, "anime_id")
-    rating = _integers(path, first_line, chunk, "rating")
     problems: list[tuple[int, str]] = []
+    arrays = {}
+    for column, (low, high) in (("user_id", (1, MAX_ID)), ("anime_id", (1, MAX_ID)),
+                                ("rating", (-1, 10))):
+        arrays[column], row, problem = first_bad_number(chunk[column], low, high)
+        if row is not None:
+            hint = " (-1 = watched, else 1..10)" if column == "rating" else ""
+            problems.append((row, f"{column} {problem}{hint}"))
+    if problems:
+        row, message = min(problems)
+        raise DataFormatError(f"{path}: line {first_line + row}: {message}")
+    users, anime, rating = arrays["user_id"], arrays["anime_id"], arrays["rating"]
 
     def first(mask: np.ndarray, message: Callable[[int], str]) -> None:
         if mask.any():
             row = int(np.flatnonzero(mask)[0])
             problems.append((row, message(row)))
 
-    first((users <= 0) | (users > MAX_ID),
-          lambda r: f"user_id {users[r]} is outside 1..{MAX_ID}")
-    first(~((rating == -1) | ((rating >= 1) & (rating <= 10))),
-          lambda r: f"rating {rating[r]} is outside -1..10 (-1 = watched, else 1..10)")
+    first(rating == 0, lambda r: "rating 0 is outside -1..10 (-1 = watched, else 1..10)")
     pos = np.clip(np.searchsorted(known_anime, anime), 0, max(len(known_anime) - 1, 0))
     unknown = (known_anime[pos] != anime) if len(known_anime) else np.ones(len(anime), bool)
     first(unknown, lambda r: f"anime_id {anime[r]} is not in the anime table")
@@ -208,7 +201,8 @@ def _insert_users(conn: sa.Connection, user_ids: np.ndarray, now: datetime) -> N
         conn.execute(_insert(conn, User), records)
 
 
-def _insert_ratings_sqlite(conn: sa.Connection, path: Path, chunk_rows: int, bar,
+def _insert_ratings_sqlite(conn: sa.Connection, path: Path, chunk_rows: int,
+                           advance: Callable[[int], None],
                            known: np.ndarray, now: datetime) -> None:
     # The compiled Core statement, run as a plain DB-API executemany over tuples:
     # building a dict per row would cost several times the insert itself.
@@ -220,10 +214,11 @@ def _insert_ratings_sqlite(conn: sa.Connection, path: Path, chunk_rows: int, bar
             continue
         _insert_users(conn, users, now)
         conn.exec_driver_sql(sql, list(zip(users.tolist(), anime.tolist(), rating.tolist())))
-        bar.update(len(chunk))
+        advance(len(chunk))
 
 
-def _insert_ratings_postgres(conn: sa.Connection, path: Path, chunk_rows: int, bar,
+def _insert_ratings_postgres(conn: sa.Connection, path: Path, chunk_rows: int,
+                             advance: Callable[[int], None],
                              known: np.ndarray, now: datetime) -> None:
     # COPY into a temporary table, then one INSERT ... SELECT that skips pairs
     # already present: several times faster than executemany.
@@ -240,7 +235,7 @@ def _insert_ratings_postgres(conn: sa.Connection, path: Path, chunk_rows: int, b
             pd.DataFrame({"u": users, "a": anime, "r": rating}).to_csv(
                 buffer, sep="\t", header=False, index=False)
             copy.write(buffer.getvalue())
-            bar.update(len(chunk))
+            advance(len(chunk))
     conn.exec_driver_sql(
         "INSERT INTO users (user_id, source, created_at) "
         "SELECT DISTINCT user_id, 'dataset', %(now)s FROM ratings_in "
@@ -271,7 +266,7 @@ def ingest(engine: sa.Engine, anime: str | Path | pd.DataFrame | None = None,
     elif anime is not None:
         catalogue = read_anime_csv(anime)
     before = count_rows(engine)
-    with engine.connect() as conn:
+    with db.guard(engine, "cannot read the catalogue"), engine.connect() as conn:
         known = np.asarray(conn.execute(sa.select(Anime.anime_id)).scalars().all(), np.int64)
         app_users = np.asarray(conn.execute(
             sa.select(User.user_id).where(User.source == "app")).scalars().all(), np.int64)
@@ -283,24 +278,25 @@ def ingest(engine: sa.Engine, anime: str | Path | pd.DataFrame | None = None,
         n_rows = validate_ratings(ratings, known, app_users=app_users, chunk_rows=chunk_rows,
                                   progress=progress)
     now = datetime.now(UTC)
-    with write_transaction(engine) as conn:
+    with db.guard(engine, "nothing was ingested"), write_transaction(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            # One INSERT of the whole file may outlast the usual per-statement limit.
+            conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
         if catalogue is not None:
             _insert_anime(conn, catalogue)
         if ratings is not None:
             known = np.unique(known)
             with tqdm(total=n_rows, desc=f"insert {ratings.name}", unit="rows",
                       disable=not progress, unit_scale=True) as bar:
-                if on_progress is not None:
-                    update = bar.update
 
-                    def report(n: int) -> None:
-                        update(n)
+                def advance(rows: int) -> None:
+                    bar.update(rows)
+                    if on_progress is not None:
                         on_progress(min(1.0, bar.n / max(n_rows, 1)))
 
-                    bar.update = report  # type: ignore[method-assign]
                 insert = (_insert_ratings_postgres if conn.dialect.name == "postgresql"
                           else _insert_ratings_sqlite)
-                insert(conn, ratings, chunk_rows, bar, known, now)
+                insert(conn, ratings, chunk_rows, advance, known, now)
         set_meta(conn, "last_ingest", json.dumps({
             "at": now.isoformat(), "anime": None if anime is None else str(
                 "<frame>" if isinstance(anime, pd.DataFrame) else anime),

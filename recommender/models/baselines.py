@@ -28,9 +28,10 @@ class Popularity:
     """Scores items by how many users liked them (rating >= ``like_threshold``).
 
     Ties (and items nobody liked) are ordered by how many users watched them,
-    so every rated item gets a positive score. Fitted on the training ratings
-    only; the scores are the same for every profile, which is why the engine
-    also breaks every other algorithm's ties with them.
+    then by the catalogue's member count (MyAnimeList's own popularity), so a
+    new catalogue without ratings still has a popularity order. Fitted on the
+    training ratings only; the scores are the same for every profile, which is
+    why the engine also breaks every other algorithm's ties with them.
     """
 
     name = "popularity"
@@ -45,9 +46,14 @@ class Popularity:
         likes = np.bincount(matrix.indices[matrix.data >= self.config.like_threshold],
                             minlength=n_items)
         watched = np.bincount(matrix.indices, minlength=n_items).astype(np.float64)
-        values = likes + watched / (watched.max(initial=0.0) + 1.0)
+        members = (data.anime["members"].to_numpy(np.float64) if "members" in data.anime
+                   else np.zeros(n_items))
+        members = np.clip(members, 0, None) / (max(members.max(initial=0.0), 0.0) + 1.0)
+        values = likes + (watched + members) / (watched.max(initial=0.0) + 2.0)
         self.likes_ = likes.astype(np.int64)
         self.watched_ = watched.astype(np.int64)
+        self.members_ = data.anime["members"].to_numpy(np.int64) if "members" in data.anime \
+            else np.zeros(n_items, np.int64)
         self.values_ = (values / max(values.max(initial=0.0), 1e-12)).astype(np.float32)
         return self
 
@@ -56,8 +62,8 @@ class Popularity:
 
     def explain(self, profile: UserProfile, item_idx: np.ndarray, scores: Scores) -> Explanation:
         return Explanation(
-            [f"popular: liked by {self.likes_[i]:,} users" for i in item_idx], {}
-        )
+            [f"popular: liked by {self.likes_[i]:,} users" if self.likes_[i]
+             else f"popular on MyAnimeList: {self.members_[i]:,} members" for i in item_idx], {})
 
 
 @dataclass(frozen=True)

@@ -42,19 +42,30 @@ def item_features(anime: pd.DataFrame, config: ContentConfig) -> sp.csr_matrix:
     c = config
     genres = TfidfVectorizer(tokenizer=split_genres, lowercase=False, token_pattern=None,
                              sublinear_tf=True)
-    blocks = [normalize(genres.fit_transform(anime["genre"].fillna("")))]
+    blocks = [_block(genres, anime["genre"].fillna(""), 1.0)]
     synopsis = anime["synopsis"].fillna("") if "synopsis" in anime else None
     if c.use_synopsis and synopsis is not None and (synopsis != "").sum() >= 2:
         words = TfidfVectorizer(stop_words="english", max_features=c.max_features, min_df=2,
                                 max_df=0.5, sublinear_tf=True)
-        blocks.append(c.synopsis_weight * normalize(words.fit_transform(synopsis)))
+        blocks.append(_block(words, synopsis, c.synopsis_weight))
     if c.use_type:
         types = anime["type"].fillna("").map(lambda t: f"type:{t}" if t else "")
         kinds = TfidfVectorizer(tokenizer=lambda t: [t] if t else [], lowercase=False,
                                 token_pattern=None)
-        if (types != "").any():
-            blocks.append(c.type_weight * normalize(kinds.fit_transform(types)))
+        blocks.append(_block(kinds, types, c.type_weight))
     return normalize(sp.hstack(blocks, format="csr")).astype(np.float32)
+
+
+def _block(vectorizer: TfidfVectorizer, texts: pd.Series, weight: float) -> sp.csr_matrix:
+    """One weighted, row-normalised TF-IDF block; an empty block when there is no vocabulary.
+
+    A tiny or new catalogue may have no genres (or only stop words) at all;
+    scikit-learn raises for an empty vocabulary, and then the block is zero.
+    """
+    try:
+        return weight * normalize(vectorizer.fit_transform(texts))
+    except ValueError:  # "empty vocabulary" or min_df/max_df leaving no term
+        return sp.csr_matrix((len(texts), 1), dtype=np.float64)
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,15 @@ class ALSFactorization:
         """Factorise the confidence matrix of ``data.ratings``; returns self."""
         confidence = self._confidence(data.ratings)
         model = self._model()
+        if confidence.nnz == 0:
+            # No ratings yet: nothing to factorise (implicit needs some). Zero factors
+            # score nothing, and a what-if list is solved against them as usual.
+            model.user_factors = np.zeros((data.ratings.shape[0], self.config.factors),
+                                          dtype=np.float32)
+            model.item_factors = np.zeros((data.ratings.shape[1], self.config.factors),
+                                          dtype=np.float32)
+            self._adopt(model, data.anime["name"].to_numpy())
+            return self
         # implicit runs its own threads; a threaded BLAS underneath slows it badly.
         with threadpool_limits(1, "blas"):
             model.fit(confidence, show_progress=False)

@@ -118,6 +118,11 @@ class UserKNN:
         return self
 
     def _fit_components(self, similarity: sp.csr_matrix) -> np.ndarray:
+        if similarity.nnz == 0 or min(similarity.shape) < 2:
+            # No ratings yet, or one user or one anime: nothing to project, and
+            # TruncatedSVD needs at least two of each. Every vector is then zero,
+            # so no user enters the index and nobody has neighbours.
+            return np.zeros((1, similarity.shape[1]), dtype=np.float32)
         dim = max(1, min(self.config.dim, min(similarity.shape) - 1))
         svd = TruncatedSVD(n_components=dim, algorithm="randomized",
                            n_iter=self.config.svd_n_iter, random_state=self.config.random_state)

@@ -80,5 +80,9 @@ def build_parts(data: TrainingData, params: EngineParams, *,
     if search is None:
         with PROFILER.stage("title index"):
             search = TitleSearch(data.anime)
+    info = {}
+    if data.ratings.nnz == 0:
+        info["notice"] = ("there are no ratings yet: content and popularity (from the "
+                          "catalogue's member counts) still recommend from a list of titles")
     return EngineParts(params=params, snapshot=Snapshot(data, rows), models=models,
-                       search=search)
+                       search=search, info=info)

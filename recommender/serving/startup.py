@@ -59,7 +59,7 @@ def start(settings: Settings | None = None, progress: Progress | None = None, *,
     try:
         parts = _start(database, settings, progress, rebuild, info)
         parts.settings = settings
-    except sa.exc.SQLAlchemyError as exc:
+    except db.DRIVER_ERRORS as exc:
         # Lost mid-start (server gone, connections cut): one clear line, no traceback.
         database.dispose()
         raise db.database_error(settings.database_url, "lost while starting", exc) from None

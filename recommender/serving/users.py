@@ -29,7 +29,7 @@ from recommender.core.matrix import IdIndex, build_rating_matrix
 from recommender.core.profiling import PROFILER
 from recommender.core.types import Snapshot
 from recommender.data import database as db
-from recommender.errors import InvalidParameterError
+from recommender.errors import InvalidParameterError, RecommenderError
 from recommender.models.user_knn import UserKNN
 
 _log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class UserStore:
                     conn.execute(sa.insert(db.Rating), [
                         {"user_id": user_id, "anime_id": int(a), "rating": int(r)}
                         for a, r in zip(ratings["anime_id"], ratings["rating"])])
-            except sa.exc.SQLAlchemyError as exc:
+            except db.DRIVER_ERRORS as exc:
                 # Nothing reached memory yet, so the engine is as it was. If the
                 # connection died during COMMIT the row may exist after all; the
                 # database is the truth and catch_up (or the next start) appends it.
@@ -112,7 +112,7 @@ class UserStore:
             except BaseException:
                 try:
                     self._delete(user_id)
-                except sa.exc.SQLAlchemyError as exc:  # the original error matters more
+                except (*db.DRIVER_ERRORS, RecommenderError) as exc:  # the first error matters
                     _log.warning("could not delete user %d after a failed index add (%s); "
                                  "it is appended on the next catch-up", user_id, exc)
                 if len(others):
@@ -152,7 +152,7 @@ class UserStore:
             try:
                 with self.database.connect() as conn:
                     frame = db.ratings_after(conn, mem_max)
-            except sa.exc.SQLAlchemyError as exc:
+            except db.DRIVER_ERRORS as exc:
                 raise self._error("cannot read new users", exc) from None
             return target.publish_users(frame)
 
@@ -170,7 +170,7 @@ class UserStore:
                 conn.execute(sa.delete(db.Rating).where(db.Rating.user_id.in_(app_users)))
                 deleted = conn.execute(sa.delete(db.User).where(db.User.source == "app")).rowcount
                 db.bump_revision(conn)
-        except sa.exc.SQLAlchemyError as exc:
+        except db.DRIVER_ERRORS as exc:
             raise self._error("app users were not deleted", exc) from None
         _log.info("deleted %d app-created users", deleted)
         return int(deleted)
