@@ -21,8 +21,11 @@ pages = [
 if (HERE / "pages" / "tune.py").exists():
     pages.append(st.Page("pages/tune.py", title="Tune", icon=":material/tune:"))
 # Maintenance exists only when an admin key is set: without SECRET_KEY it is not listed.
+# Its script lives outside pages/, which Streamlit lists by file name on a process's very
+# first run, so no session can see it listed unless the key is set.
 if admin_enabled(current_settings()):
-    pages.append(st.Page("pages/admin.py", title="Admin", icon=":material/admin_panel_settings:"))
+    pages.append(st.Page("dashboard/admin_page.py", title="Admin", url_path="admin",
+                         icon=":material/admin_panel_settings:"))
 navigation = st.navigation(pages)
 
 # Built (or loaded) once per process; the first visitor sees a progress bar here.

@@ -10,10 +10,12 @@ through ``st.cache_data``.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import random
 import threading
+import time
 
 import pandas as pd
 import streamlit as st
@@ -21,6 +23,7 @@ import streamlit as st
 from dashboard import summaries
 from recommender import RecommenderEngine
 from recommender.config import Settings, load_settings, redact_url
+from recommender.core.validate import MAX_ID, parse_id
 from recommender.errors import DatabaseError, RecommenderError
 from recommender.models import registry
 from recommender.serving.limits import MAX_USERS_PER_SESSION, SessionQuota
@@ -47,22 +50,66 @@ def redacted_url(url: str) -> str:
 
 
 # ---------------------------------------------------------------------- the engine
+class _StartupStatus:
+    """What the engine build of each settings key is doing now, shared by every session.
+
+    The first visitor's script run builds the engine inside the cached loader;
+    a visitor arriving meanwhile must not block on the loader's lock in front
+    of a blank page, so it reads the stage from here, shows it, and polls.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stages: dict[str, tuple[str, float]] = {}
+
+    def begin(self, key: str) -> None:
+        with self._lock:
+            self._stages[key] = ("starting", 0.0)
+
+    def report(self, key: str, stage: str, fraction: float) -> None:
+        with self._lock:
+            if key in self._stages:
+                self._stages[key] = (stage, fraction)
+
+    def end(self, key: str) -> None:
+        with self._lock:
+            self._stages.pop(key, None)
+
+    def get(self, key: str) -> tuple[str, float] | None:
+        with self._lock:
+            return self._stages.get(key)
+
+
+STARTUP = _StartupStatus()
+
+
+class EngineStarting(Exception):
+    """Raised to a session that arrives while another session is building the engine."""
+
+    def __init__(self, stage: str, fraction: float):
+        super().__init__(stage)
+        self.stage, self.fraction = stage, fraction
+
+
 class _Progress:
     """Start-up progress bar, drawn by the building thread only.
 
     Created inside the cached loader, so a cache hit replays it as the empty
-    placeholder it ends as, not as a stale bar. Calls from other threads (a
-    loader may report from workers) are kept but not drawn: Streamlit elements
-    belong to the script thread.
+    placeholder it ends as, not as a stale bar. Every report is also recorded
+    in :data:`STARTUP` for the other sessions; calls from other threads (a
+    loader may report from workers) are recorded but not drawn: Streamlit
+    elements belong to the script thread.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, key: str) -> None:
+        self._key = key
         self._slot = st.empty()
         self._thread = threading.get_ident()
         self._last: tuple[str, float] | None = None
 
     def __call__(self, stage: str, fraction: float) -> None:
         fraction = min(max(float(fraction), 0.0), 1.0)
+        STARTUP.report(self._key, stage, fraction)
         if threading.get_ident() != self._thread:
             return
         last = self._last
@@ -98,10 +145,12 @@ class _EngineSlot:
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _load_engine(key: str, _settings) -> _EngineSlot:
     """Build or load the engine for one settings key (the one cached engine loader)."""
-    progress = _Progress()
+    STARTUP.begin(key)
+    progress = _Progress(key)
     try:
         return _EngineSlot(_build_engine(_settings, progress))
     finally:
+        STARTUP.end(key)
         progress.done()
 
 
@@ -116,7 +165,11 @@ def get_engine() -> RecommenderEngine:
     at most ``CATCH_UP_SECONDS`` after they were added, without a rebuild.
     """
     settings = current_settings()
-    engine = _load_engine(settings_key(settings), settings).engine
+    key = settings_key(settings)
+    building = STARTUP.get(key)
+    if building is not None:  # another session is preparing it: do not wait blind on it
+        raise EngineStarting(*building)
+    engine = _load_engine(key, settings).engine
     try:
         engine.catch_up(min_interval=CATCH_UP_SECONDS)
     except DatabaseError as exc:
@@ -145,20 +198,27 @@ def session_quota() -> SessionQuota:
 
 def progress_bar() -> _Progress:
     """A progress bar taking ``(stage, fraction)`` calls, as the engine builders report."""
-    return _Progress()
+    return _Progress(f"admin-{id(threading.current_thread())}")
 
 
 def engine_or_stop() -> RecommenderEngine:
     """The engine, or a friendly error and a stopped page when it cannot be prepared."""
     try:
         return get_engine()
+    except EngineStarting as starting:
+        st.progress(starting.fraction, text="Preparing the recommender for the first visitor "
+                                            f"of this server: {starting.stage}…")
+        st.caption("This page fills in by itself when it is ready.")
+        time.sleep(1.0)
+        st.rerun()
     except DatabaseError as exc:
-        st.error(f"The database cannot be reached, so the recommender cannot start. {exc}",
+        st.error("The database cannot be reached, so the recommender cannot start. "
+                 f"{md_escape(exc)}",
                  icon=":material/error:")
         st.caption("Check DATABASE_URL (in the environment or .env) and that the server is up; "
                    "then reload the page.")
     except RecommenderError as exc:
-        st.error(f"The recommender could not start: {exc}", icon=":material/error:")
+        st.error(f"The recommender could not start: {md_escape(exc)}", icon=":material/error:")
     st.stop()
     raise AssertionError("unreachable")  # st.stop raises; this keeps type checkers calm
 
@@ -233,7 +293,9 @@ def algorithm_label(name: str) -> str:
 
 
 def random_user(engine: RecommenderEngine) -> int:
-    return int(random.choice(engine.user_ids().tolist()))
+    """A random known user id (0, which no user has, when there are none yet)."""
+    ids = engine.user_ids()
+    return int(ids[random.randrange(len(ids))]) if len(ids) else 0
 
 
 _MARKDOWN_SPECIALS = set("\\`*_{}[]()#+-.!|<>~$:")
@@ -245,21 +307,34 @@ def md_escape(text: object) -> str:
 
 
 def parse_user_id(raw: object) -> int | None:
-    """A user id from text (query parameter or input); None when it is not a whole number."""
-    try:
-        value = int(str(raw).strip())
-    except (TypeError, ValueError):
-        return None
-    return value if value >= 0 else None
+    """A user id from text (query parameter or input); None unless it is one.
+
+    The package's one id check (ASCII digits, no signs or underscores, no
+    floats), and within the range ids can have, so a widget never receives a
+    number it cannot hold.
+    """
+    value = parse_id(raw)
+    return value if value is not None and value <= MAX_ID else None
 
 
 def parse_in_range(raw: object, kind, low, high):
     """``kind(raw)`` (``int``, ``float``) if it converts and lies in [low, high], else None."""
+    if kind is int:
+        value = parse_id(raw)
+        return value if value is not None and low <= value <= high else None
     try:
-        value = kind(raw)
-    except (TypeError, ValueError):
+        value = kind(str(raw).strip())
+    except (TypeError, ValueError, OverflowError):
         return None
-    return value if low <= value <= high else None
+    return value if low <= value <= high else None  # NaN fails both comparisons
+
+
+def plot_text(text: object) -> str:
+    """``text`` for a Plotly label or hover: HTML-escaped, since Plotly renders tags.
+
+    An anime called ``<a href=...>`` would otherwise become a link inside a chart.
+    """
+    return html.escape(str(text), quote=False)
 
 
 def sidebar_status(engine: RecommenderEngine) -> None:
@@ -277,6 +352,8 @@ def sidebar_status(engine: RecommenderEngine) -> None:
                     f"{summary['ratings']:,} ratings")
         url = info.get("database") or redacted_url(str(current_settings().database_url))
         st.caption(f"Database: {md_escape(url)}")
+        if info.get("notice"):
+            st.info(md_escape(info["notice"]).capitalize() + ".", icon=":material/info:")
 
 
 

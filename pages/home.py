@@ -50,7 +50,8 @@ with left:
     st.plotly_chart(fig)
 with right:
     genres = app_state.genre_counts(version, engine)
-    fig = px.bar(genres.iloc[::-1], x="anime", y="genre", orientation="h",
+    fig = px.bar(genres.iloc[::-1].assign(genre=lambda f: f["genre"].map(app_state.plot_text)),
+                 x="anime", y="genre", orientation="h",
                  title="Most common genres in the catalogue", labels={"anime": "anime"})
     fig.update_layout(margin=dict(t=50, b=10), height=360)
     fig.update_yaxes(dtick=1, tickfont={"size": 10})  # every genre named, not every other

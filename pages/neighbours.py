@@ -8,6 +8,7 @@ import streamlit as st
 import app_state
 from app_state import md_escape
 from dashboard import summaries
+from recommender.core.validate import MAX_ID
 from recommender.errors import RecommenderError
 
 engine = app_state.engine_or_stop()
@@ -21,9 +22,10 @@ if "nb_user" not in state:
     raw = st.query_params.get("user")
     user = app_state.parse_user_id(raw) if raw is not None else None
     if raw is not None and user is None:
-        st.warning(f"“{raw}” in the address is not a user id; showing another user instead.")
-    state.nb_user = user if user is not None else state.get("current_user",
-                                                            int(engine.user_ids()[0]))
+        st.warning(f"“{md_escape(raw)}” in the address is not a user id; showing another "
+                   "user instead.")
+    first_user = int(engine.user_ids()[0]) if len(engine.user_ids()) else 0
+    state.nb_user = user if user is not None else state.get("current_user", first_user)
 state.setdefault("nb_k", 20)
 
 
@@ -47,14 +49,18 @@ else:
     st.caption("Similarity is the cosine between two users' rating rows (1-10; -1, watched "
                "but not rated, counts as 0): high when they rated the same anime alike.")
 c1, c2, c3 = st.columns([3, 1, 3], vertical_alignment="bottom")
-user_id = int(c1.number_input("User id", min_value=0, step=1, format="%d", key="nb_user"))
+user_id = int(c1.number_input("User id", min_value=0, max_value=MAX_ID, step=1, format="%d",
+                              key="nb_user"))
 c2.button("Random user", icon=":material/casino:", on_click=pick_random_user,
           width="stretch")
 k = c3.slider("Neighbours (k)", 5, 50, step=5, key="nb_k")
 if not engine.has_user(user_id):
     ids = engine.user_ids()
-    st.error(f"There is no user {user_id}. User ids run from {int(ids[0])} to {int(ids[-1])} "
-             "(with gaps); try the random user button.")
+    if len(ids):
+        st.error(f"There is no user {user_id}. User ids run from {int(ids[0])} to "
+                 f"{int(ids[-1])} (with gaps); try the random user button.")
+    else:
+        st.info("There are no users yet: save a list on the Recommend page to add the first.")
     st.stop()
 state.current_user = user_id
 st.query_params.from_dict({"user": str(user_id), "k": str(k)})
@@ -62,7 +68,7 @@ st.query_params.from_dict({"user": str(user_id), "k": str(k)})
 try:
     found = summaries.ann_and_exact_neighbours(engine, user_id, k)
 except RecommenderError as exc:
-    st.error(f"Could not find neighbours: {exc}")
+    st.error(f"Could not find neighbours: {md_escape(exc)}")
     st.stop()
 ann, exact = found["ann"], found["exact"]
 if ann.empty:
@@ -105,7 +111,8 @@ with right:
     if profile.empty:
         st.info(f"User {user_id} and the neighbours have no liked anime to profile.")
     else:
-        fig = px.bar(profile, x="share", y="genre", color="group", barmode="group",
+        fig = px.bar(profile.assign(genre=profile["genre"].map(app_state.plot_text)), x="share",
+                     y="genre", color="group", barmode="group",
                      orientation="h", title="Genres of liked anime: user vs neighbours")
         fig.update_layout(margin=dict(t=50, b=10), height=340,
                           yaxis={"autorange": "reversed"}, xaxis_tickformat=".0%")
@@ -116,8 +123,9 @@ st.subheader("Ratings on the anime they share")
 if heat.empty:
     st.info("The neighbours share no watched anime with this user.")
 else:
-    fig = px.imshow(heat, zmin=-1, zmax=10, color_continuous_scale=RATING_COLOURS, aspect="auto",
-                    text_auto=True, labels={"color": "rating"})
+    fig = px.imshow(heat.rename(columns=app_state.plot_text), zmin=-1, zmax=10,
+                    color_continuous_scale=RATING_COLOURS, aspect="auto", text_auto=True,
+                    labels={"color": "rating"})
     fig.update_layout(margin=dict(t=10, b=10), height=120 + 28 * len(heat))
     fig.update_xaxes(tickangle=-45)
     st.plotly_chart(fig)

@@ -106,7 +106,7 @@ def ann_comparison() -> None:
                                                                            random_state=1),
                                           k=k, ef=ef, n_candidates=candidates)
     except RecommenderError as exc:
-        st.error(f"Could not compare: {exc}")
+        st.error(f"Could not compare: {app_state.md_escape(exc)}")
         return
     s = result["summary"]
     m1, m2, m3, m4 = st.columns(4)

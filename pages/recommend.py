@@ -7,11 +7,13 @@ from streamlit_searchbox import st_searchbox
 import app_state
 from app_state import md_escape
 from dashboard import summaries
+from recommender.core.validate import MAX_ID
 from recommender.errors import (
     EmptyInputError,
     QuotaExceededError,
     RecommenderError,
 )
+from recommender.serving.search import MAX_QUERY_LENGTH
 
 engine = app_state.engine_or_stop()
 version = app_state.engine_version(engine)
@@ -37,25 +39,29 @@ def rating_label(value) -> str:
 notices: list[str] = []
 query = st.query_params
 if "rec_mode" not in state:
-    state.rec_mode = MODES[1] if query.get("mode") == "list" else MODES[0]
+    # With no users yet (a new database), only a list of titles can be recommended from.
+    no_users = len(engine.user_ids()) == 0
+    state.rec_mode = MODES[1] if query.get("mode") == "list" or no_users else MODES[0]
 if "rec_user" not in state:
     raw = query.get("user")
     user = app_state.parse_user_id(raw) if raw is not None else None
     if raw is not None and user is None:
-        notices.append(f"“{raw}” in the address is not a user id; showing another user instead.")
-    state.rec_user = user if user is not None else state.get("current_user",
-                                                             int(engine.user_ids()[0]))
+        notices.append(f"“{md_escape(raw)}” in the address is not a user id; showing another "
+                       "user instead.")
+    first_user = int(engine.user_ids()[0]) if len(engine.user_ids()) else 0
+    state.rec_user = user if user is not None else state.get("current_user", first_user)
 if "rec_algorithm" not in state:
     raw = query.get("algorithm")
     if raw is not None and raw not in algorithms:
-        notices.append(f"Unknown algorithm “{raw}” in the address; using hybrid.")
+        notices.append(f"Unknown algorithm “{md_escape(raw)}” in the address; using "
+                       f"{app_state.algorithm_label(algorithms[0])}.")
     state.rec_algorithm = raw if raw in algorithms else algorithms[0]
 if "rec_weight" not in state:
     raw, weight = query.get("weight"), params.hybrid_weight
     if raw is not None:
         weight = app_state.parse_in_range(raw, float, 0.0, 1.0)
         if weight is None:
-            notices.append(f"The weight must be a number from 0 to 1, not “{raw}”.")
+            notices.append(f"The weight must be a number from 0 to 1, not “{md_escape(raw)}”.")
             weight = params.hybrid_weight
     state.rec_weight = round(round(weight / 0.05) * 0.05, 2)
 if "rec_n" not in state:
@@ -63,7 +69,7 @@ if "rec_n" not in state:
     if raw is not None:
         n = app_state.parse_in_range(raw, int, 1, 50)
         if n is None:
-            notices.append(f"n must be a whole number from 1 to 50, not “{raw}”.")
+            notices.append(f"n must be a whole number from 1 to 50, not “{md_escape(raw)}”.")
             n = 10
     state.rec_n = n
 state.setdefault("rec_k", min(max(engine.knn.config.n_neighbours, 5), 100))
@@ -82,7 +88,7 @@ def search_titles(term: str) -> list[tuple[str, int]]:
     if not term or not term.strip():
         return []
     try:
-        hits = engine.search(term, limit=12)
+        hits = engine.search(term[:MAX_QUERY_LENGTH], limit=12)
     except RecommenderError:
         return []
     options = []
@@ -133,7 +139,7 @@ def save_list() -> None:
                               "to start a new session.")
         return
     except RecommenderError as exc:  # DatabaseError included: its message names the setting
-        state.save_message = ("error", f"Could not save: {exc}")
+        state.save_message = ("error", f"Could not save: {md_escape(exc)}")
         return
     state.created_users.append(new_id)
     state.save_message = ("success", f"Saved as user {new_id}.", new_id)
@@ -148,15 +154,20 @@ mode = st.radio("Recommend for", MODES, key="rec_mode", horizontal=True)
 subject: tuple
 if mode == MODES[0]:
     left, right = st.columns([3, 1], vertical_alignment="bottom")
-    user_id = left.number_input("User id", min_value=0, step=1, format="%d", key="rec_user",
+    user_id = left.number_input("User id", min_value=0, max_value=MAX_ID, step=1, format="%d",
+                                key="rec_user",
                                 help="Any id from the ratings, or one saved from a list.")
     right.button("Random user", icon=":material/casino:", on_click=pick_random_user,
                  width="stretch")
     user_id = int(user_id)
     if not engine.has_user(user_id):
         ids = engine.user_ids()
-        st.error(f"There is no user {user_id}. User ids run from {int(ids[0])} to "
-                 f"{int(ids[-1])} (with gaps); try the random user button.")
+        if len(ids):
+            st.error(f"There is no user {user_id}. User ids run from {int(ids[0])} to "
+                     f"{int(ids[-1])} (with gaps); try the random user button.")
+        else:
+            st.info("There are no users yet: build a list of titles instead, and save it "
+                    "as the first user.")
         st.stop()
     state.current_user = user_id
     rated = app_state.user_ratings(version, user_id, engine)
@@ -171,10 +182,14 @@ else:
     st_searchbox(search_titles, key="anime_search", label="Add an anime you watched",
                  placeholder="Type a title, e.g. stiens gate or attack on titan",
                  clear_on_submit=True, submit_function=add_anime, debounce=200)
-    term = (state.get("anime_search") or {}).get("search") or ""
+    term = str((state.get("anime_search") or {}).get("search") or "")
+    if len(term) > MAX_QUERY_LENGTH:
+        st.warning(f"That search is {len(term)} characters long; titles are searched by their "
+                   f"first {MAX_QUERY_LENGTH}.")
+        term = term[:MAX_QUERY_LENGTH]
     if term.strip() and engine.search(term, limit=1).empty:
-        st.warning(f"No anime matches “{term}”. Check the spelling or try another title "
-                   "(English and Japanese titles work too).")
+        st.warning(f"No anime matches “{md_escape(term)}”. Check the spelling or try another "
+                   "title (English and Japanese titles work too).")
     if not state.my_list:
         st.warning("Your list is empty. Type a title above and pick it to add it; "
                    "ratings are optional (no rating means you liked it).")
@@ -239,10 +254,10 @@ try:
     else:
         recs = engine.recommend(liked=dict(subject[1]), **request)
 except EmptyInputError as exc:
-    st.warning(f"Nothing to recommend from: {exc}")
+    st.warning(f"Nothing to recommend from: {md_escape(exc)}")
     st.stop()
 except RecommenderError as exc:
-    st.error(f"Could not recommend: {exc}")
+    st.error(f"Could not recommend: {md_escape(exc)}")
     st.stop()
 
 who = f"user {subject[1]}" if subject[0] == "user" else "your list"

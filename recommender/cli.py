@@ -7,7 +7,6 @@ user, no database...) print one line and exit 1. No traceback reaches the user.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -16,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from recommender.config import load_settings
-from recommender.core.jsonio import json_default
+from recommender.core import jsonio
+from recommender.core.redact import redact_text
 from recommender.errors import RecommenderError
 from recommender.serving.engine import RecommenderEngine
 
@@ -38,8 +38,8 @@ def load_engine(args: argparse.Namespace):
 def _print_frame(frame: pd.DataFrame, columns: Sequence[str], as_json: bool) -> None:
     if as_json:
         records = frame.to_dict(orient="records")
-        print(json.dumps({"rows": records, "meta": {k: v for k, v in frame.attrs.items()}},
-                         default=json_default, ensure_ascii=False, indent=2))
+        print(jsonio.dumps({"rows": records, "meta": dict(frame.attrs)}, ensure_ascii=False,
+                           indent=2))
         return
     shown = frame[[c for c in columns if c in frame.columns]]
     with pd.option_context("display.max_colwidth", 60, "display.width", 200):
@@ -117,8 +117,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_build_index(args: argparse.Namespace) -> int:
     engine = RecommenderEngine.from_settings(rebuild=True)
     info = engine.build_info
-    print(f"built the index over {len(engine.user_ids())} users in {info['build_seconds']:.1f}s;"
-          f" saved to {info['cache']}")
+    built = (f"built every model over {len(engine.user_ids())} users in "
+             f"{info['build_seconds']:.1f}s")
+    if info.get("cache_save_problem"):
+        print(f"error: {built}, but cannot save them to {info['cache']}: "
+              f"{info['cache_save_problem']}", file=sys.stderr)
+        return 1
+    print(f"{built}; saved to {info['cache']}")
     return 0
 
 
@@ -223,7 +228,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     bar.close()
     print(metrics_text(result))
     if args.json:
-        args.json.write_text(json.dumps(result.to_json(), indent=2))
+        args.json.write_text(jsonio.dumps(result.to_json(), indent=2))
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
 
@@ -260,6 +265,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
+        if args.verbose:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(f"error: unexpected {type(exc).__name__}: {redact_text(first)[:300]} "
+              "(run with -v for the details)", file=sys.stderr)
+        return 1
 
 
 # -- scale: synthetic data and benchmarks ---------------------------------------------------

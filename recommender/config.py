@@ -225,7 +225,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         database_url=url,
         cache_dir=cache_dir,
         params=params_from_env(environ),
-        secret_key=(environ.get("SECRET_KEY") or None),
+        secret_key=(environ.get("SECRET_KEY") or "").strip() or None,
     )
 
 

@@ -173,3 +173,70 @@ def test_connections_cut_again_and_again_while_users_are_added(fault_db):
     restarted = RecommenderEngine.from_settings(settings)
     assert verify_consistency(restarted) == []
     assert count_rows(restarted.database)["users"] == len(restarted.user_ids())
+
+
+@pytest.mark.slow
+def test_backends_terminated_every_50_to_150_ms_during_every_database_operation(
+        fault_db, tmp_path):
+    """Start-up, catch-up, new users and ingest under a stream of killed backends.
+
+    Whatever fails must fail as the package's DatabaseError (one line, no secret);
+    afterwards a clean start agrees with the database exactly.
+    """
+    settings, admin, name = fault_db
+    engine = RecommenderEngine.from_settings(settings)
+    stop = threading.Event()
+    cuts = [0]
+    rng = np.random.default_rng(7)
+
+    def cutter():
+        with admin.connect() as conn:
+            while not stop.wait(float(rng.uniform(0.05, 0.15))):
+                cuts[0] += _cut(conn, name)
+
+    outcomes: dict[str, list[str]] = {}
+
+    def attempt(kind: str, action) -> None:
+        try:
+            action()
+            outcomes.setdefault(kind, []).append("ok")
+        except DatabaseError as exc:
+            message = str(exc)
+            assert message.startswith("DATABASE_URL=") and "\n" not in message
+            assert PASSWORD not in message
+            outcomes.setdefault(kind, []).append("DatabaseError")
+
+    from recommender.data.database import create_db_engine
+    from recommender.data.ingest import ingest
+
+    thread = threading.Thread(target=cutter)
+    thread.start()
+    try:
+        for i in range(12):
+            attempt("start", lambda: RecommenderEngine.from_settings(settings))
+            attempt("catch_up", engine.catch_up)
+            picked = rng.choice(np.arange(1, 21), 4, replace=False)
+            attempt("add_user", lambda p=picked: engine.add_user(
+                {int(a): r for a, r in zip(p, (10, 3, 8, 6))}))
+            extra = tmp_path / f"more{i}.csv"
+            extra.write_text("user_id,anime_id,rating\n"
+                             + "".join(f"{500 + i},{a},7\n" for a in range(1, 6)))
+
+            def ingest_more(path=extra):
+                database = create_db_engine(settings.database_url)
+                try:
+                    ingest(database, None, path)
+                finally:
+                    database.dispose()
+
+            attempt("ingest", ingest_more)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    print(f"{cuts[0]} backends terminated; outcomes: "
+          + ", ".join(f"{k}: {v.count('ok')} ok, {v.count('DatabaseError')} failed"
+                      for k, v in outcomes.items()))
+    assert cuts[0] > 0 and sum(v.count("DatabaseError") for v in outcomes.values()) > 0
+    restarted = RecommenderEngine.from_settings(settings)
+    assert verify_consistency(restarted) == []
+    assert count_rows(restarted.database)["users"] == len(restarted.user_ids())

@@ -20,7 +20,8 @@ def test_stress_loses_nothing_and_a_restart_reloads_every_user(tiny_settings, re
     print(f"stress figures: {report.figures()}")
     assert not report.errors, report.errors[:5]
     assert report.queries > 0 and report.users_added > 0
-    assert set(report.query_counts) == {"recommend", "recommend-whatif", "neighbors", "search"}
+    assert set(report.query_counts) == {"recommend", "recommend-whatif", "neighbours",
+                                        "neighbours-exact", "neighbours-whatif", "search"}
     ids = [u for u, _ in report.added]
     assert len(set(ids)) == len(ids)
     assert verify_consistency(engine) == []

@@ -71,17 +71,25 @@ def redact_url(url: object) -> str:
         return redact_text(text)
     userinfo, host, tail = _split_authority(rest)
     shown = f"{scheme}://"
+    if userinfo is not None and any(c in userinfo.partition(":")[0] for c in "/?#"):
+        # The last "@" sits in the path or query (an unencoded "@" in a query value),
+        # so where the userinfo ends is unclear: hide all of it.
+        return f"{scheme}://{MASK}@{host}" + _redact_tail(tail)
     if userinfo is not None:
         user, colon, _password = userinfo.partition(":")
         if is_credential_key(user) and not colon:
             user = MASK
         shown += f"{user}:{MASK}@" if colon else f"{user}@"
-    shown += host
+    return shown + host + _redact_tail(tail)
+
+
+def _redact_tail(tail: str) -> str:
+    """The path, query and fragment of a URL, with credential-like query values hidden."""
     path, qmark, query = tail.partition("?")
     query, hash_mark, fragment = query.partition("#") if qmark else ("", "", "")
     if not qmark:
         path, hash_mark, fragment = tail.partition("#")
-    shown += path
+    shown = path
     if qmark:
         shown += "?" + _redact_query(query)
     if hash_mark:

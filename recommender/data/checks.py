@@ -58,7 +58,7 @@ def _reading_problem(exc: BaseException) -> str:
     if isinstance(exc, zlib.error) or type(exc).__name__ == "BadGzipFile":
         return "is not a valid gzip file"
     if isinstance(exc, UnicodeDecodeError):
-        return f"is not UTF-8 text (byte {exc.start})"
+        return "is not UTF-8 text (save it as UTF-8 and try again)"
     if isinstance(exc, ImportError):
         return f"needs a decompression library that is not installed ({one_line(exc)})"
     if isinstance(exc, pd.errors.EmptyDataError):

@@ -86,6 +86,8 @@ def _rating_chunks(path: Path, chunk_rows: int):
         with open_text(path) as handle:
             head = handle.read(1 << 16)
         header = next(csv.reader(io.StringIO(head)), [])
+        if not header:
+            raise DataFormatError(f"{path}: is empty (no header line)")
         missing = [c for c in RATING_COLUMNS if c not in header]
         if missing:
             raise DataFormatError(f"{path}: line 1: missing column(s) {', '.join(missing)} "

@@ -56,7 +56,7 @@ def _child_peak_mib(stderr: str) -> float | None:
     return None
 
 
-def _database_url(backend: str, workdir: Path) -> tuple[str, Callable[[], None]]:
+def throwaway_database(backend: str, workdir: Path) -> tuple[str, Callable[[], None]]:
     """A fresh, empty database for ``backend`` and a function that drops it."""
     if backend == "sqlite":
         path = workdir / "bench.db"
@@ -65,7 +65,7 @@ def _database_url(backend: str, workdir: Path) -> tuple[str, Callable[[], None]]
         return f"sqlite:///{path.resolve()}", lambda: None
     import psycopg
 
-    name = f"anirec_bench_{os.getpid()}"
+    name = f"anirec_tmp_{os.getpid()}"
     server = os.environ.get("ANIREC_BENCH_POSTGRES", "host=127.0.0.1 port=5432 dbname=test")
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {}").format(
@@ -90,7 +90,7 @@ def bench_ingest(backend: str, anime_csv: Path, rating_csv: Path, workdir: Path)
     """
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        url, drop = _database_url(backend, workdir)
+        url, drop = throwaway_database(backend, workdir)
     except Exception as exc:  # no server: report it, the other figures still count
         return {"status": "unavailable", "why": f"{type(exc).__name__}: {exc}"[:200]}
     env = {**os.environ, "DATABASE_URL": url, "ANIREC_CACHE_DIR": str(workdir / "cache")}

@@ -117,7 +117,8 @@ def run_stress(engine: RecommenderEngine, seconds: float = 30.0, threads: int = 
 
     ``writer_threads`` (default a quarter of ``threads``, at least 1) call
     ``add_user`` with varied lists; the rest call ``recommend`` (known and
-    what-if users, several algorithms), ``neighbors`` and ``search``. Every
+    what-if users, several algorithms), ANN and exact ``neighbors`` of users and
+    of what-if lists, and ``search``. Every
     exception is recorded in the report, never raised.
     """
     writers = max(1, threads // 4) if writer_threads is None else writer_threads
@@ -140,7 +141,8 @@ def run_stress(engine: RecommenderEngine, seconds: float = 30.0, threads: int = 
     def reader(seed: int) -> None:
         rng = random.Random(seed)
         while not stop.is_set():
-            op = rng.choice(("recommend", "recommend-whatif", "neighbors", "search"))
+            op = rng.choice(("recommend", "recommend-whatif", "neighbours", "neighbours-exact",
+                             "neighbours-whatif", "search"))
             try:
                 ids = engine.user_ids()
                 user = int(ids[rng.randrange(len(ids))])
@@ -149,8 +151,11 @@ def run_stress(engine: RecommenderEngine, seconds: float = 30.0, threads: int = 
                 elif op == "recommend-whatif":
                     engine.recommend(liked=varied_list(rng, popular, (2, 8)),
                                      algorithm=rng.choice(algorithms), n=10)
-                elif op == "neighbors":
-                    engine.neighbors(user, k=rng.choice((5, 20)))
+                elif op in ("neighbours", "neighbours-exact"):
+                    engine.neighbors(user, k=rng.choice((5, 20)), exact=op.endswith("exact"))
+                elif op == "neighbours-whatif":
+                    engine.neighbors(liked=varied_list(rng, popular, (2, 8)), k=10,
+                                     exact=rng.random() < 0.5)
                 else:
                     name = names[rng.randrange(len(names))]
                     start = rng.randrange(max(1, len(name) - 4))

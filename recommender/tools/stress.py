@@ -17,6 +17,7 @@ from pathlib import Path
 from recommender.config import Settings, load_environ, params_from_env
 from recommender.data.synthetic import two_taste_groups
 from recommender.serving.engine import RecommenderEngine
+from recommender.tools.bench_startup import throwaway_database
 from recommender.tools.reliability import find_added_users, run_stress, verify_consistency
 
 
@@ -49,7 +50,7 @@ def stress_check(settings: Settings, seconds: float, threads: int,
     return figures
 
 
-def _small_database(directory: Path) -> str:
+def _fill_small(url: str, directory: Path) -> None:
     from recommender.data.database import create_db_engine, create_tables
     from recommender.data.ingest import ingest
 
@@ -58,12 +59,10 @@ def _small_database(directory: Path) -> str:
     anime_path, ratings_path = directory / "anime.csv", directory / "rating.csv"
     anime.to_csv(anime_path, index=False)
     ratings.to_csv(ratings_path, index=False)
-    url = f"sqlite:///{directory / 'stress.db'}"
     database = create_db_engine(url)
     create_tables(database)
     ingest(database, anime_path, ratings_path)
     database.dispose()
-    return url
 
 
 def cmd_stress(args: argparse.Namespace) -> int:
@@ -76,19 +75,25 @@ def cmd_stress(args: argparse.Namespace) -> int:
     params = params_from_env(load_environ())
     with tempfile.TemporaryDirectory(prefix="anirec-stress-") as tmp:
         directory = Path(tmp)
-        if args.small:
-            url = _small_database(directory)
-            params = params.with_model("user-user", dim=8, n_neighbours=10, n_candidates=40,
-                                       ef=50)
-        else:  # an empty database: the first start ingests the bundled data
-            url = f"sqlite:///{directory / 'stress.db'}"
-        settings = Settings(database_url=url, cache_dir=directory / "cache", params=params)
-        figures = stress_check(settings, args.seconds, args.threads, args.writers, args.seed)
+        url, drop = throwaway_database(args.database, directory)
+        try:
+            if args.small:
+                _fill_small(url, directory)
+                params = params.with_model("user-user", dim=8, n_neighbours=10,
+                                           n_candidates=40, ef=50)
+            # else an empty database: the first start ingests the bundled data
+            settings = Settings(database_url=url, cache_dir=directory / "cache", params=params)
+            figures = stress_check(settings, args.seconds, args.threads, args.writers,
+                                   args.seed)
+        finally:
+            drop()
     figures["data"] = "small synthetic" if args.small else "bundled"
+    figures["database"] = args.database
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(figures, indent=2))
-    print(f"data: {figures['data']} ({figures['users_before']} users; start "
+    print(f"data: {figures['data']} on {figures['database']} ({figures['users_before']} users; "
+          f"start "
           f"{figures['start_seconds']} s)")
     print(f"load: {figures['threads']} threads ({figures['writer_threads']} adding users) "
           f"for {figures['seconds']} s")
@@ -117,6 +122,9 @@ def add_stress_command(sub) -> None:
                     help="of which add users (default: a quarter)")
     st.add_argument("--small", action="store_true",
                     help="a small synthetic data set instead of the bundled data")
+    st.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
+                    help="a throwaway SQLite file, or a throwaway database on the PostgreSQL "
+                         "server of ANIREC_BENCH_POSTGRES (default 127.0.0.1:5432)")
     st.add_argument("--seed", type=int, default=0)
     st.add_argument("--out", default="artifacts/stress.json", help="JSON figures ('' = none)")
     st.set_defaults(func=cmd_stress)

@@ -1,4 +1,4 @@
-"""Admin: maintenance actions behind the admin key (``SECRET_KEY``).
+"""Admin page: maintenance actions behind the admin key (``SECRET_KEY``).
 
 Listed in the navigation only when ``SECRET_KEY`` is set; opened directly
 without it, the page says so and stops. The key is checked in constant time
@@ -76,7 +76,8 @@ if requested:
             deleted, new_engine = admin.delete_app_users(engine, settings, key, bar)
             message = f"Deleted {deleted:,} app-created users."
     except RecommenderError as exc:  # a wrong key, an unreachable database, ...
-        st.error(f"The action failed, nothing was changed: {exc}", icon=":material/error:")
+        st.error(f"The action failed, nothing was changed: {app_state.md_escape(exc)}",
+                 icon=":material/error:")
         st.stop()
     finally:
         bar.done()
