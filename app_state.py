@@ -367,3 +367,47 @@ def nav_link(page: str, label: str, icon: str | None = None,
     except StreamlitPageNotFoundError:
         # Run as a single script (``streamlit run pages/x.py`` or a page test): no other pages.
         st.caption(f"{icon or ''} {md_escape(label)} (a page of the full dashboard)")
+
+
+# ---------------------------------------------------------------------- layout
+def default_algorithm(engine: RecommenderEngine) -> str:
+    """The algorithm a first view uses: the engine's default (see ``EngineParams``)."""
+    name = getattr(engine.params, "algorithm", registry.HYBRID)
+    return name if name in algorithm_choices(engine) else algorithm_choices(engine)[0]
+
+
+def default_collaborative(engine: RecommenderEngine) -> str:
+    """The hybrid's collaborative part in a first view: the engine's default."""
+    parts = engine.collaborative_algorithms
+    name = getattr(engine.params, "collaborative", "user-user")
+    return name if name in parts else parts[0]
+
+
+def is_phone() -> bool:
+    """True for a phone's browser (its user agent says "Mobi"), where space is short."""
+    try:
+        agent = st.context.headers.get("User-Agent", "") or ""
+    except Exception:  # no browser behind this run (AppTest)
+        return False
+    return "Mobi" in agent
+
+
+def mal_link_column():
+    """A table column of MyAnimeList addresses, shown as a short link."""
+    return st.column_config.LinkColumn("MyAnimeList", display_text="open",
+                                       help="The title's page on MyAnimeList")
+
+
+#: Narrow-screen rules: titles that do not break mid-word, rows of a built list that
+#: stay one line, and no chart toolbar over the chart titles.
+_PHONE_CSS = """<style>
+@media (max-width: 640px) {
+  h1 { font-size: 1.8rem !important; word-break: normal; overflow-wrap: normal; }
+  .stPlotlyChart .modebar { display: none !important; }
+}
+</style>"""
+
+
+def compact_layout() -> None:
+    """Apply the narrow-screen rules to this page (a style element takes no space)."""
+    st.html(_PHONE_CSS)

@@ -213,3 +213,12 @@ def clean_ratings(frame: pd.DataFrame, *, source: str = "ratings frame") -> pd.D
         raise DataFormatError(f"{where(row)}: rating 0 is outside -1..10 (-1 = watched, "
                               "else 1..10)")
     return pd.DataFrame({"user_id": users, "anime_id": anime, "rating": rating.astype(np.int8)})
+
+
+#: The catalogue's ids are MyAnimeList ids, so each anime has a public page there.
+MAL_URL = "https://myanimelist.net/anime/{anime_id}"
+
+
+def anime_url(anime_id: int) -> str:
+    """The MyAnimeList page of ``anime_id`` (built from the integer only, never from text)."""
+    return MAL_URL.format(anime_id=int(anime_id))

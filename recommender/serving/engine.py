@@ -343,10 +343,11 @@ class RecommenderEngine:
 
         Columns: ``anime_id``, ``name``, ``english_name``, ``matched_title``,
         ``matched_on`` (which title variant), ``match_score`` (0-100), ``type``,
-        ``members``.
+        ``members``. Adult titles are left out unless ``include_adult``, as in every list.
         """
         limit = requests.count(limit, "limit", MAX_N)
-        return self._frames.search(self._search.search(query, limit))
+        hidden = None if self.params.include_adult else self._adult
+        return self._frames.search(self._search.search(query, limit, hidden))
 
     def resolve_title(self, title: str) -> int:
         """The anime id best matching ``title``; :class:`UnknownAnimeError` when none does."""

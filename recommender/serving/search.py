@@ -143,8 +143,13 @@ class TitleSearch:
         weights /= np.sqrt(np.dot(weights, weights))
         return columns, weights
 
-    def search(self, query: str, limit: int = 10) -> SearchHits:
-        """Best matches first (see :class:`SearchHits`)."""
+    def search(self, query: str, limit: int = 10,
+               hidden: np.ndarray | None = None) -> SearchHits:
+        """Best matches first (see :class:`SearchHits`).
+
+        ``hidden``: a boolean mask over anime positions never to return (adult titles
+        when serving leaves them out), applied before ``limit`` so ``limit`` are still found.
+        """
         if not isinstance(query, str):
             raise InvalidParameterError("search query must be text")
         if len(query) > MAX_QUERY_LENGTH:
@@ -172,6 +177,8 @@ class TitleSearch:
             scores[short] = process.cdist([cleaned], [processed[i] for i in short],
                                           scorer=fuzz.ratio, processor=None, dtype=np.uint8)[0]
         keep = scores >= 55
+        if hidden is not None:
+            keep &= ~hidden[self.owners[shortlist]]
         if not keep.any():
             return empty
         positions, scores = shortlist[keep], scores[keep]
