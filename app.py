@@ -7,10 +7,11 @@ import streamlit as st
 from app_state import current_settings, engine_or_stop, sidebar_status
 from recommender.serving.admin import admin_enabled
 
-st.set_page_config(page_title="Anime Hybrid Recommender", page_icon=":material/movie:",
-                   layout="wide")
-
 HERE = Path(__file__).resolve().parent
+# A local image: an icon name or an emoji as the favicon would be fetched from a font
+# or image host on every page.
+st.set_page_config(page_title="Anime Hybrid Recommender",
+                   page_icon=str(HERE / "dashboard" / "favicon.png"), layout="wide")
 pages = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/recommend.py", title="Recommend", icon=":material/auto_awesome:"),

@@ -358,11 +358,18 @@ def sidebar_status(engine: RecommenderEngine) -> None:
 
 
 def nav_link(page: str, label: str, icon: str | None = None,
-             query_params: dict | None = None) -> None:
-    """A link to another page; plain text when the page runs on its own (no navigation)."""
+             query_params: dict | None = None, primary: bool = False) -> None:
+    """A link to another page; plain text when the page runs on its own (no navigation).
+
+    ``primary`` draws it as the page's main button (a call to action).
+    """
     from streamlit.errors import StreamlitPageNotFoundError
 
     try:
+        if primary:
+            if st.button(label, icon=icon, type="primary"):
+                st.switch_page(page, query_params=query_params)
+            return
         st.page_link(page, label=label, icon=icon, query_params=query_params)
     except StreamlitPageNotFoundError:
         # Run as a single script (``streamlit run pages/x.py`` or a page test): no other pages.
@@ -397,6 +404,9 @@ def mal_link_column():
     return st.column_config.LinkColumn("MyAnimeList", display_text="open",
                                        help="The title's page on MyAnimeList")
 
+
+#: Plotly charts without their toolbar, which covers chart titles on a phone.
+PLOTLY_CONFIG = {"displayModeBar": False}
 
 #: Narrow-screen rules: titles that do not break mid-word, rows of a built list that
 #: stay one line, and no chart toolbar over the chart titles.

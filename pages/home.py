@@ -4,13 +4,13 @@ import plotly.express as px
 import streamlit as st
 
 import app_state
-from dashboard import summaries
-from recommender.core.profiling import PROFILER
+from recommender.serving.ranking import ADULT_GENRE
 
 engine = app_state.engine_or_stop()
 version = app_state.engine_version(engine)
 
-st.title("Anime Hybrid Recommender")
+app_state.compact_layout()
+st.title("Anime Recommender")
 st.markdown(
     "Recommends anime from real ratings and says **why**: **user-user** collaborative "
     "filtering (people who rate like you), **content** (genres, synopsis and type of what "
@@ -26,10 +26,15 @@ with st.expander("How to use it", expanded=True):
         "2. **Neighbours**: the users most similar to a chosen user, how similar, what they "
         "rated in common and how well the fast index agrees with an exact search.\n"
         "3. **Performance**: time spent per stage, latency per algorithm, memory of the "
-        "sparse matrix and the index, and a live index-versus-exact comparison.\n\n"
-        "Every view has a shareable address: the user, algorithm, weight and number of "
-        "results are kept in the URL."
+        "sparse matrix and the index, and a live index-versus-exact comparison.\n"
+        "4. **Tune**: what the hybrid weight does to quality (NDCG, coverage, novelty) on "
+        "held-out ratings, against every algorithm, and a link that applies the weight "
+        "on Recommend.\n\n"
+        "Every view has a shareable address: copying it reproduces what you see, a built "
+        "list included."
     )
+app_state.nav_link("pages/recommend.py", "Start: get recommendations",
+                   ":material/play_arrow:", primary=True)
 
 st.subheader("The data at a glance")
 summary = app_state.dataset_summary(version, engine)
@@ -47,15 +52,17 @@ with left:
                  labels={"label": "rating", "count": "ratings"})
     fig.update_xaxes(type="category")
     fig.update_layout(margin=dict(t=50, b=10), height=360)
-    st.plotly_chart(fig)
+    st.plotly_chart(fig, config=app_state.PLOTLY_CONFIG)
 with right:
     genres = app_state.genre_counts(version, engine)
+    if not engine.params.include_adult:  # as everywhere else, what serving leaves out
+        genres = genres[genres["genre"] != ADULT_GENRE]
     fig = px.bar(genres.iloc[::-1].assign(genre=lambda f: f["genre"].map(app_state.plot_text)),
                  x="anime", y="genre", orientation="h",
                  title="Most common genres in the catalogue", labels={"anime": "anime"})
     fig.update_layout(margin=dict(t=50, b=10), height=360)
     fig.update_yaxes(dtick=1, tickfont={"size": 10})  # every genre named, not every other
-    st.plotly_chart(fig)
+    st.plotly_chart(fig, config=app_state.PLOTLY_CONFIG)
 
 st.subheader("Engine status")
 info = getattr(engine, "build_info", {}) or {}
@@ -77,18 +84,12 @@ database = info.get("database") or app_state.redacted_url(
 st.caption(f"Database: {app_state.md_escape(database)}"
            + (f" · index cache problem: {app_state.md_escape(info['cache_problem'])}"
               if info.get("cache_problem") else ""))
-stages = summaries.build_stages(PROFILER)
-if not stages.empty:
-    fig = px.bar(stages, x="seconds", y="stage", orientation="h",
-                 title="Build and load stages in this process (latest run of each)")
-    fig.update_layout(margin=dict(t=50, b=10), height=300, yaxis={"autorange": "reversed"})
-    st.plotly_chart(fig)
-
 st.subheader("Go to")
-cols = st.columns(3)
-with cols[0]:
-    app_state.nav_link("pages/recommend.py", "Recommend", ":material/auto_awesome:")
-with cols[1]:
-    app_state.nav_link("pages/neighbours.py", "Neighbours", ":material/group:")
-with cols[2]:
-    app_state.nav_link("pages/performance.py", "Performance", ":material/speed:")
+cols = st.columns(4)
+for col, (path, label, icon) in zip(cols, (
+        ("pages/recommend.py", "Recommend", ":material/auto_awesome:"),
+        ("pages/neighbours.py", "Neighbours", ":material/group:"),
+        ("pages/performance.py", "Performance", ":material/speed:"),
+        ("pages/tune.py", "Tune", ":material/tune:"))):
+    with col:
+        app_state.nav_link(path, label, icon)

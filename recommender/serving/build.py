@@ -63,15 +63,16 @@ def training_data(anime: pd.DataFrame, ratings: pd.DataFrame) -> TrainingData:
 def build_parts(data: TrainingData, params: EngineParams, *,
                 restored: Mapping[str, Scorer] | None = None,
                 rows: UserRows | None = None,
-                search: TitleSearch | None = None) -> EngineParts:
+                search: TitleSearch | None = None,
+                progress: registry.FitProgress | None = None) -> EngineParts:
     """Fit every enabled algorithm on ``data`` (reusing ``restored`` ones) into parts.
 
     ``rows`` are the user-user rows of ``data`` when already known (from the
     cache, or shared by a tuning run); ``search`` a title index already built
-    over ``data.anime``.
+    over ``data.anime``. ``progress`` hears of each model before it is fitted.
     """
     models = registry.fit_all(data, params.models, use_learned=params.use_models,
-                              restored=restored)
+                              restored=restored, progress=progress)
     knn = models["user-user"]
     if not isinstance(knn, UserKNN):
         raise TypeError("the user-user algorithm must be a UserKNN")
