@@ -68,6 +68,26 @@ def _block(vectorizer: TfidfVectorizer, texts: pd.Series, weight: float) -> sp.c
         return sp.csr_matrix((len(texts), 1), dtype=np.float64)
 
 
+def quality_prior(anime: pd.DataFrame) -> np.ndarray:
+    """Each anime's quality and popularity in [0, 1]: the mean of its community score's
+    and its log member count's place between the catalogue's lowest and highest.
+
+    Missing values count as the catalogue's median, so an unknown title is neither
+    pushed up nor buried.
+    """
+    def scaled(values: pd.Series) -> np.ndarray:
+        x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+        finite = np.isfinite(x)
+        if not finite.any():
+            return np.full(len(x), 0.5)
+        x = np.where(finite, x, np.median(x[finite]))
+        low, high = float(x.min()), float(x.max())
+        return np.full(len(x), 0.5) if high <= low else (x - low) / (high - low)
+
+    members = pd.to_numeric(anime["members"], errors="coerce").clip(lower=0)
+    return 0.5 * scaled(anime["rating"]) + 0.5 * scaled(np.log1p(members))
+
+
 @dataclass(frozen=True)
 class ContentConfig:
     """Hyper-parameters of the content model; the defaults are the served ones."""
@@ -80,6 +100,12 @@ class ContentConfig:
     synopsis_weight: float = 1.0
     type_weight: float = 0.2
     max_features: int = 20000
+    #: How much a title's quality and popularity (community score, members) scale its
+    #: similarity: 0 = similarity alone, 1 = similarity times the prior. Without it a
+    #: list of mecha titles got a 101-member title rated 4.27 first. Chosen on the
+    #: validation split by ``scripts/tune_content_prior.py`` (content alone, NDCG@10 of
+    #: 1,000 users: 0.040 at 0, 0.062, 0.081, 0.096, 0.106 at 1; coverage 0.114 -> 0.070).
+    prior_weight: float = 1.0
 
 
 class ContentTfidf:
@@ -99,6 +125,7 @@ class ContentTfidf:
         self.features_ = item_features(data.anime, self.config)
         self.genres_ = genre_sets(data.anime)
         self.names_ = data.anime["name"].to_numpy()
+        self.prior_ = quality_prior(data.anime)
         return self
 
     def state_dict(self) -> dict:
@@ -121,6 +148,7 @@ class ContentTfidf:
                                          shape=shape)
         scorer.genres_ = genre_sets(data.anime)
         scorer.names_ = data.anime["name"].to_numpy()
+        scorer.prior_ = quality_prior(data.anime)
         return scorer
 
     def _seeds(self, profile: UserProfile) -> tuple[np.ndarray, np.ndarray]:
@@ -139,8 +167,11 @@ class ContentTfidf:
         norm = float(np.linalg.norm(taste))
         if norm == 0:
             return Scores(np.zeros(n_items, np.float32), self.name)
-        values = np.asarray(self.features_ @ (taste / norm)).ravel()
-        return Scores(np.clip(values, 0, None).astype(np.float32), self.name,
+        values = np.clip(np.asarray(self.features_ @ (taste / norm)).ravel(), 0, None)
+        w = self.config.prior_weight
+        if w:
+            values = values * ((1.0 - w) + w * self.prior_)
+        return Scores(values.astype(np.float32), self.name,
                       context={"seeds": seeds})
 
     def similar_items(self, item_idx: int, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
