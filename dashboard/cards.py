@@ -100,9 +100,8 @@ def draw_card(row, *, who: str | None, best: float, weight: float | None,
     from app_state import md_escape
 
     url = poster_url(row)
-    st.image(url or poster_svg(row.name, row.genre), width="stretch")
-    st.markdown(f"**{row.rank}.** [{md_escape(row.name)}]({row.url})",
-                help="Opens the title's MyAnimeList page")
+    st.image(url or poster_svg(row.name, row.genre), width="content")
+    st.markdown(f"**{row.rank}.** [{md_escape(row.name)}]({row.url})")  # its MyAnimeList page
     if isinstance(row.english_name, str) and row.english_name not in ("", row.name):
         st.caption(md_escape(row.english_name))
     episodes = ("1 episode" if row.episodes == 1 else

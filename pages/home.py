@@ -10,7 +10,7 @@ engine = app_state.engine_or_stop()
 version = app_state.engine_version(engine)
 
 app_state.compact_layout()
-st.title("Anime Recommender")
+st.title("Anime Recommender", anchor=False)
 st.markdown(
     "Recommends anime from real ratings and says **why**: **user-user** collaborative "
     "filtering (people who rate like you), **content** (genres, synopsis and type of what "

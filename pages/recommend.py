@@ -202,7 +202,7 @@ def save_list() -> None:
 
 # ------------------------------------------------------------------ page
 app_state.compact_layout()
-st.title("Recommend")
+st.title("Recommend", anchor=False)
 for notice in notices:
     st.warning(notice)
 

@@ -33,6 +33,47 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 NO_STALE = "() => document.querySelectorAll('[data-stale=\"true\"]').length === 0"
+DESKTOP = {"width": 1400, "height": 1000}
+PHONE = {"width": 390, "height": 844}
+PHONE_AGENT = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like "
+               "Gecko) Chrome/156.0 Mobile Safari/537.36")
+DOCS = ROOT / "docs"
+
+
+class Outside:
+    """Every request a page makes to anywhere but the test server, refused and recorded.
+
+    A demo must work offline: fonts, icons, favicons and scripts all come from
+    the dashboard itself.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+
+    def watch(self, context) -> None:
+        def route(route):
+            url = route.request.url
+            host = url.split("/")[2] if "://" in url else ""
+            if url.startswith(("data:", "blob:")) or host.split(":")[0] == "127.0.0.1":
+                route.continue_()
+            else:
+                self.requests.append(url)
+                route.abort()
+        context.route("**/*", route)
+
+
+OUTSIDE = Outside()
+
+
+def new_page(browser, viewport=DESKTOP, phone: bool = False):
+    """A page in a fresh browser context, its requests outside the server refused."""
+    options = {"viewport": viewport}
+    if phone:
+        options.update(is_mobile=True, has_touch=True, user_agent=PHONE_AGENT,
+                       device_scale_factor=2)
+    context = browser.new_context(**options)
+    OUTSIDE.watch(context)
+    return context.new_page()
 
 
 def free_port() -> int:
@@ -114,8 +155,7 @@ def wait_idle(page, timeout: int = STEP_TIMEOUT_MS):
 
 def first_render(browser, url: str, started: float,
                  progress_shot: str | None = None) -> tuple[float, object]:
-    context = browser.new_context(viewport={"width": 1500, "height": 1000})
-    page = context.new_page()
+    page = new_page(browser)
     page.goto(url)
     if progress_shot:
         # While the engine is prepared the page shows a progress bar, not a blank page.
@@ -126,7 +166,7 @@ def first_render(browser, url: str, started: float,
     return time.perf_counter() - started, page
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str, viewport=DESKTOP) -> None:
     """A PNG of the whole page in artifacts/.
 
     Streamlit scrolls inside its own main block, so a full-page screenshot is only
@@ -136,7 +176,8 @@ def shot(page, name: str) -> None:
     wait_idle(page)
     height = page.evaluate(
         "() => document.querySelector('[data-testid=\"stMainBlockContainer\"]').scrollHeight")
-    page.set_viewport_size({"width": 1500, "height": min(int(height) + 150, 6000)})
+    page.set_viewport_size({"width": viewport["width"],
+                            "height": min(int(height) + 150, 6000)})
     wait_idle(page)
     # Charts are lazy-loaded: a skeleton stands in until Plotly's code has arrived.
     page.wait_for_function("() => !document.querySelector('[data-testid*=\"Skeleton\"]')",
@@ -147,7 +188,7 @@ def shot(page, name: str) -> None:
                                                           timeout=STEP_TIMEOUT_MS)
     page.wait_for_timeout(1000)  # Plotly animates its first draw
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-    page.set_viewport_size({"width": 1500, "height": 1000})
+    page.set_viewport_size(viewport)
 
 
 def pick_from_autocomplete(page, typed: str, expected: str) -> None:
@@ -184,6 +225,9 @@ def test_dashboard_end_to_end(browser, tmp_path):
         wait_text(page, "Your list: 1 anime")
         pick_from_autocomplete(page, "attack on titan", "Shingeki no Kyojin")
         wait_text(page, "Your list: 2 anime")
+        pick_from_autocomplete(page, "steins gate", "Steins;Gate")  # picked twice: said so
+        wait_text(page, "is already in your list")
+        wait_text(page, "Your list: 2 anime")
         wait_text(page, "Top 10 for your list")
         page.get_by_text("Why:").nth(9).wait_for(state="visible", timeout=STEP_TIMEOUT_MS)
 
@@ -192,10 +236,13 @@ def test_dashboard_end_to_end(browser, tmp_path):
         slider = widget.get_by_role("slider")
         before = float(widget.locator('[data-testid="stSliderThumbValue"]').inner_text())
         slider.focus()
+        start = time.perf_counter()
         for _ in range(4):
             slider.press("ArrowRight")
         after = round(min(before + 0.2, 1.0), 2)
         wait_text(page, f"→ {after:.2f}")
+        page.wait_for_function(NO_STALE, timeout=STEP_TIMEOUT_MS)
+        figures["weight moved -> cards shown (s)"] = time.perf_counter() - start
         wait_text(page, f"weight {after:.2f}")
         assert f"weight={after:.2f}" in page.url
         shot(page, "recommend_list")
@@ -227,6 +274,28 @@ def test_dashboard_end_to_end(browser, tmp_path):
             timings.append(time.perf_counter() - start)
         figures["user chosen -> cards shown, median of 5 (s)"] = statistics.median(timings)
         assert "user=296" in page.url
+        # Each card's title is a link to the anime's MyAnimeList page.
+        links = page.locator('[data-testid="stMarkdownContainer"] '
+                             'a[href*="myanimelist.net/anime/"]')
+        assert links.count() >= 10
+        href = links.first.get_attribute("href")
+        assert re.fullmatch(r"https://myanimelist\.net/anime/\d+", href), href
+        shot(page, "desktop_recommend")
+
+        # On a phone the controls fold away and the first card is on the first screen.
+        phone = new_page(browser, PHONE, phone=True)
+        phone.goto(f"{server.url}/recommend?user=296")
+        wait_text(phone, "Top 10 for user 296")
+        wait_idle(phone)
+        heading = phone.get_by_text("Top 10 for user 296").first.bounding_box()
+        assert heading["y"] < PHONE["height"], heading
+        lines = phone.evaluate("""() => { const range = document.createRange();
+            range.selectNodeContents(document.querySelector('h1'));
+            return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size; }""")
+        assert lines == 1, lines  # the title on one line, not broken mid-word
+        assert phone.locator('[data-testid="stPlotlyChart"] .modebar:visible').count() == 0
+        shot(phone, "phone_recommend", PHONE)
+        phone.context.close()
 
         page.goto(f"{server.url}/neighbours?user=296")
         wait_text(page, "nearest users")
@@ -268,9 +337,10 @@ def test_dashboard_end_to_end(browser, tmp_path):
     finally:
         again.stop()
 
+    assert OUTSIDE.requests == [], f"requests outside the server: {OUTSIDE.requests[:5]}"
     print("\nDashboard timings:")
     for name, value in figures.items():
         print(f"  {name}: {value:.2f}")
-    for name in ("startup", "home", "recommend_list", "recommend_user", "neighbours",
-                 "performance"):
+    for name in ("startup", "home", "recommend_list", "recommend_user", "desktop_recommend",
+                 "phone_recommend", "neighbours", "performance"):
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 5_000
