@@ -41,7 +41,7 @@ STATUS: tuple[tuple[type[RecommenderError], int], ...] = (
 )
 
 #: Names of HTTP errors Starlette raises itself (unknown path, wrong method...).
-_HTTP_TYPES = {400: "InvalidRequestError", 404: "NotFoundError", 405: "MethodNotAllowedError",
+_HTTP_TYPES = {404: "NotFoundError", 405: "MethodNotAllowedError",
                413: "RequestTooLargeError"}
 
 
@@ -112,6 +112,8 @@ async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400:  # FastAPI's answer to a body it cannot decode
+        return error_response(422, "InvalidParameterError", "the request body is not valid JSON")
     message = exc.detail if isinstance(exc.detail, str) else "invalid request"
     return error_response(exc.status_code, _HTTP_TYPES.get(exc.status_code, "HTTPError"),
                           message, headers=getattr(exc, "headers", None))

@@ -168,19 +168,26 @@ class Server:
              "--workers", str(workers), "--no-access-log"],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
-    def wait_ready(self, timeout: float = 180.0) -> None:
+    def wait_ready(self, workers: int, timeout: float = 180.0) -> None:
+        """Until every worker (told apart by ``X-Served-By``) answers /health with 200."""
         import httpx
 
+        ready: set[str] = set()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RecommenderError(f"the server exited with {self.process.returncode}")
             try:
-                if httpx.get(self.base + "/health", timeout=2).status_code == 200:
-                    return
+                # A new connection each time, so the kernel may hand it to any worker.
+                response = httpx.get(self.base + "/health", timeout=2,
+                                     headers={"Connection": "close"})
+                if response.status_code == 200:
+                    ready.add(response.headers.get("x-served-by", ""))
+                    if len(ready) >= workers:
+                        return
             except httpx.HTTPError:
                 pass
-            time.sleep(0.3)
+            time.sleep(0.1)
         raise RecommenderError(f"the server was not ready within {timeout:.0f} s")
 
     def stop(self) -> None:
@@ -270,7 +277,7 @@ def run_loadtest(args: argparse.Namespace) -> int:
         for workers in worker_counts:
             server = Server(env, workers, tmp / f"server-{workers}.log")
             try:
-                server.wait_ready()
+                server.wait_ready(workers)
                 created: list[int] = []
                 for mix in mixes:
                     for c in connections:
