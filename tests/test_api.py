@@ -411,3 +411,38 @@ def test_api_settings_from_the_environment():
     assert empty.api_key is None and not empty.writes_enabled and empty.cors_origins == ()
     with pytest.raises(ConfigurationError, match="API_WRITES_PER_MINUTE"):
         load_api_settings({"API_WRITES_PER_MINUTE": "lots"})
+
+
+def test_health_answers_while_slow_requests_hold_every_pool_thread(engine, monkeypatch):
+    import asyncio
+    import time
+
+    import httpx
+
+    app = create_app(api_settings=ApiSettings(api_key=KEY, threads=2), engine=engine)
+    real = engine.search
+    finished = []
+
+    def slow(*args, **kwargs):
+        time.sleep(1.0)
+        finished.append(time.monotonic())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "search", slow)
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            searches = [asyncio.create_task(client.get("/search", params={"q": "scifi"}))
+                        for _ in range(4)]  # twice the pool: two wait in its queue
+            await asyncio.sleep(0.1)
+            health = await client.get("/health")
+            answered = time.monotonic()
+            results = await asyncio.gather(*searches)
+        return health, answered, results
+
+    health, answered, results = asyncio.run(scenario())
+    assert health.status_code == 200
+    assert finished and answered < min(finished)  # before even the first slow one ended
+    assert [r.status_code for r in results] == [200] * 4
+    assert len(finished) == 4 and max(finished) - min(finished) >= 0.9  # two rounds of two
