@@ -446,3 +446,10 @@ def test_health_answers_while_slow_requests_hold_every_pool_thread(engine, monke
     assert finished and answered < min(finished)  # before even the first slow one ended
     assert [r.status_code for r in results] == [200] * 4
     assert len(finished) == 4 and max(finished) - min(finished) >= 0.9  # two rounds of two
+
+
+def test_a_write_limit_of_zero_disables_writes(engine):
+    closed = make_client(engine, writes_per_minute=0)
+    message = error_of(closed.post("/users", json={"liked": {"1": 9}},
+                                   headers={"X-API-Key": KEY}), 403, "APIKeyError")
+    assert "API_WRITES_PER_MINUTE" in message

@@ -22,7 +22,12 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recommender.core.redact import redact_text
-from recommender.errors import APIKeyError, MissingAPIKeyError, QuotaExceededError
+from recommender.errors import (
+    APIKeyError,
+    MissingAPIKeyError,
+    QuotaExceededError,
+    RequestTooLargeError,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -101,7 +106,7 @@ class BodyLimit:
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 if not value.strip().isdigit() or int(value) > self.max_bytes:
-                    await _send_json(send, 413, _error_body("RequestTooLargeError",
+                    await _send_json(send, 413, _error_body(RequestTooLargeError.__name__,
                                                             self._message()))
                     return
         received = 0

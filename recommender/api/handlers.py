@@ -23,6 +23,7 @@ from recommender.errors import (
     MissingAPIKeyError,
     QuotaExceededError,
     RecommenderError,
+    RequestTooLargeError,
     UnknownAnimeError,
     UnknownUserError,
 )
@@ -42,7 +43,7 @@ STATUS: tuple[tuple[type[RecommenderError], int], ...] = (
 
 #: Names of HTTP errors Starlette raises itself (unknown path, wrong method...).
 _HTTP_TYPES = {404: "NotFoundError", 405: "MethodNotAllowedError",
-               413: "RequestTooLargeError"}
+               413: RequestTooLargeError.__name__}
 
 
 def status_of(exc: RecommenderError) -> int:

@@ -17,6 +17,7 @@ from recommender.api.guards import WriteLimiter, check_key
 from recommender.api.settings import ApiSettings
 from recommender.api.state import EngineHolder
 from recommender.core.validate import MAX_ID
+from recommender.errors import APIKeyError
 from recommender.serving import requests
 from recommender.serving.engine import RecommenderEngine
 from recommender.serving.search import MAX_QUERY_LENGTH
@@ -147,10 +148,9 @@ def add_routes(app: FastAPI, holder: EngineHolder, settings: ApiSettings) -> Non
     async def write_allowed(request: Request,
                             x_api_key: Annotated[str | None, Header()] = None) -> None:
         check_key(settings.api_key, x_api_key)
-        if settings.writes_per_minute > 0:
-            limiter.acquire(request.client.host if request.client else "unknown")
-        else:
-            check_key(None, None)  # a limit of 0 disables writes
+        if settings.writes_per_minute == 0:
+            raise APIKeyError("writes are disabled on this server (API_WRITES_PER_MINUTE is 0)")
+        limiter.acquire(request.client.host if request.client else "unknown")
 
     @app.post("/users", status_code=201, response_model=schemas.NewUser,
               responses=_errors(401, 403, 413, 422, 429, 503),
