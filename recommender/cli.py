@@ -194,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_scale_commands(sub)
     _add_evaluate(sub)
+    _add_serve(sub)
     # -- reliability: the concurrency stress run (recommender/stress_cli.py)
     from recommender.tools.stress import add_stress_command
 
@@ -247,6 +248,37 @@ def _add_evaluate(sub) -> None:
     ev.add_argument("--no-cache", action="store_true", help="recompute even when cached")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)
+
+
+# ---------------------------------------------------------------------------- HTTP API
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The HTTP API; FastAPI and uvicorn are imported only here, not for the other commands."""
+    from recommender.api.server import serve
+
+    if not 1 <= args.port <= 65535 or args.workers < 1:
+        raise _UsageError("--port must be in 1..65535 and --workers >= 1")
+    serve(args.host, args.port, args.workers, access_log=not args.no_access_log)
+    return 0
+
+
+def cmd_loadtest(args: argparse.Namespace) -> int:
+    from recommender.tools.loadtest import run_loadtest
+
+    return run_loadtest(args)
+
+
+def _add_serve(sub) -> None:
+    sv = sub.add_parser("serve", help="the HTTP API (FastAPI on uvicorn)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--workers", type=int, default=1, help="processes, each with its engine")
+    sv.add_argument("--no-access-log", action="store_true", help="no line per request")
+    sv.set_defaults(func=cmd_serve)
+    from recommender.tools.loadtest import add_arguments
+
+    lt = sub.add_parser("loadtest", help="drive the HTTP API with wrk on loopback; prints figures")
+    add_arguments(lt)
+    lt.set_defaults(func=cmd_loadtest)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

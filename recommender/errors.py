@@ -61,3 +61,19 @@ class QuotaExceededError(RecommenderError, PermissionError):
 
 class AdminKeyError(RecommenderError, PermissionError):
     """A maintenance action without the right admin key (``SECRET_KEY``), or with none set."""
+
+
+class APIKeyError(RecommenderError, PermissionError):
+    """An HTTP API write with a wrong key, or while writes are disabled (no ``API_KEY``)."""
+
+
+class MissingAPIKeyError(APIKeyError):
+    """A write through the HTTP API without the ``X-API-Key`` header."""
+
+
+class EngineStartingError(RecommenderError, RuntimeError):
+    """The engine is still being built or loaded; ask again shortly."""
+
+
+class RequestTooLargeError(InvalidParameterError):
+    """A request body over the HTTP API's size limit."""

@@ -27,7 +27,9 @@ ALLOWED = {
     "serving": {"errors", "core", "data", "models", "config"},
     "evaluation": {"errors", "core", "data", "models", "config", "serving"},
     "tools": {"errors", "core", "data", "models", "config", "serving", "evaluation"},
-    "cli": {"errors", "core", "data", "models", "config", "serving", "evaluation", "tools"},
+    "api": {"errors", "core", "data", "models", "config", "serving"},
+    "cli": {"errors", "core", "data", "models", "config", "serving", "evaluation", "tools",
+            "api"},
     "__main__": {"cli"},
     "__init__": {"errors", "config", "serving"},
 }
