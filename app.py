@@ -27,7 +27,13 @@ if (HERE / "pages" / "tune.py").exists():
 if admin_enabled(current_settings()):
     pages.append(st.Page("dashboard/admin_page.py", title="Admin", url_path="admin",
                          icon=":material/admin_panel_settings:"))
-navigation = st.navigation(pages)
+# Streamlit's own page menu is switched off (.streamlit/config.toml), since on a process's
+# first run it would list files by name; the menu is drawn here from ``pages`` instead,
+# so it names exactly the pages this session may open.
+navigation = st.navigation(pages, position="hidden")
+with st.sidebar:
+    for listed in pages:
+        st.page_link(listed)
 
 # Built (or loaded) once per process; the first visitor sees a progress bar here.
 engine = engine_or_stop()

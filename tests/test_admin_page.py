@@ -193,6 +193,10 @@ def test_the_admin_page_is_listed_exactly_when_a_key_is_set(monkeypatch, secret)
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     assert not app.exception, app.exception
     listed = bool(secret and secret.strip())
+    # The menu a visitor sees: every page but Admin, and Admin only with a key.
+    menu = [link.proto.label for link in app.get("page_link")]
+    assert {"Home", "Recommend", "Neighbours", "Performance", "Tune"} <= set(menu), menu
+    assert ("Admin" in menu) == listed
     if listed:
         app.switch_page("dashboard/admin_page.py").run()
         assert "Admin" in texts(app.title)

@@ -212,6 +212,11 @@ def test_dashboard_end_to_end(browser, tmp_path):
         figures["cold start to first page (s)"], page = first_render(
             browser, server.url, server.started_at, progress_shot="startup")
         shot(page, "home")
+        # The sidebar menu lists every page a visitor may open, and not Admin.
+        menu = page.locator('[data-testid="stSidebar"] [data-testid="stPageLink"]')
+        names = [menu.nth(i).inner_text().strip() for i in range(menu.count())]
+        assert {"Home", "Recommend", "Neighbours", "Performance", "Tune"} <= set(names), names
+        assert "Admin" not in names
 
         # A new browser session on the running server: the engine is already cached.
         start = time.perf_counter()
