@@ -1,11 +1,37 @@
-"""Plotly figures of evaluation results (used by the Tune page; no streamlit here)."""
+"""Plotly figures of the analyst pages: Tune, Neighbours, Performance (no streamlit here).
+
+Every text that comes from the data (titles, genres) is HTML-escaped before it
+reaches a label or a hover, since Plotly renders a subset of HTML tags.
+"""
 
 from __future__ import annotations
 
+import html
+
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from recommender.evaluation.protocol import best_weights
+
+#: ``st.plotly_chart(config=...)``: no toolbar, which on a phone covers the chart's title.
+CHART_CONFIG = {"displayModeBar": False}
+#: Ratings run -1..10 on the colour axis: -1 (watched, not rated) is grey, not a bad rating.
+RATING_COLOURS = [[0.0, "#b8b8b8"], [0.09, "#b8b8b8"], [0.091, "#d73027"], [0.55, "#fee08b"],
+                  [1.0, "#1a9850"]]
+#: Longest title on a chart axis; the hover has the full one.
+AXIS_TITLE_CHARS = 22
+
+
+def _text(value: object) -> str:
+    return html.escape(str(value), quote=False)
+
+
+def short(value: object, limit: int = AXIS_TITLE_CHARS) -> str:
+    """``value`` cut to ``limit`` characters with an ellipsis (escaped for Plotly)."""
+    text = str(value)
+    return _text(text if len(text) <= limit else text[:limit - 1].rstrip() + "…")
+
 
 #: Human labels of the metric columns.
 LABELS = {"ndcg": "NDCG", "recall": "Recall", "precision": "Precision", "hit_rate": "Hit rate",
@@ -56,4 +82,95 @@ def tradeoff_chart(table: pd.DataFrame, accuracy: str, other: str, segment: str,
     fig.update_layout(xaxis_title=LABELS.get(other, other),
                       yaxis_title=f"{LABELS.get(accuracy, accuracy)}@{k}", height=420,
                       margin={"t": 30})
+    return fig
+
+
+# ---------------------------------------------------------------------- neighbours
+def similarity_dots(neighbours: pd.DataFrame, title: str) -> go.Figure:
+    """One dot per neighbour on an axis fitted to the similarities (not from 0).
+
+    Bars would have to start at 0, which makes 0.38 and 0.42 look alike; dots
+    on a fitted axis keep the differences visible. Neighbours with a thin
+    overlap (``thin``) are hollow.
+    """
+    sims = neighbours["similarity"].to_numpy(dtype=float)
+    thin = neighbours["thin"].to_numpy(dtype=bool) if "thin" in neighbours else \
+        np.zeros(len(sims), bool)
+    why = neighbours["why"] if "why" in neighbours else pd.Series([""] * len(sims))
+    hover = [f"user {int(u)}<br>similarity {s:.4f}<br>{int(sh)} shared of {int(n)} ratings"
+             + ("<br>⚠ thin overlap" if t else "") + (f"<br>why: {_text(w)}" if w else "")
+             for u, s, sh, n, t, w in zip(neighbours["user_id"], sims, neighbours["shared"],
+                                          neighbours["n_ratings"], thin, why)]
+    fig = go.Figure(go.Scatter(
+        x=neighbours["user_id"].astype(str), y=sims, mode="markers",
+        marker={"size": 11, "color": "#1f77b4",
+                "symbol": ["circle-open" if t else "circle" for t in thin],
+                "line": {"width": 2, "color": "#1f77b4"}},
+        hovertext=hover, hoverinfo="text", name="neighbour"))
+    low, high = (float(sims.min()), float(sims.max())) if len(sims) else (0.0, 1.0)
+    pad = max(0.1 * (high - low), 0.01)
+    fig.update_xaxes(type="category", title="neighbour (user id)")
+    fig.update_yaxes(range=[max(low - pad, 0.0) if low > 0 else low - pad, high + pad],
+                     title="similarity")
+    fig.update_layout(title=title, margin={"t": 50, "b": 10, "l": 10, "r": 10}, height=340)
+    return fig
+
+
+def genre_profile_chart(profile: pd.DataFrame) -> go.Figure:
+    """Shares of liked anime per genre: the user, the neighbours, and everyone (baseline)."""
+    colours = {"user": "#d62728", "neighbours": "#1f77b4", "everyone": "#b0b0b0"}
+    names = {"user": "user", "neighbours": "neighbours", "everyone": "everyone (baseline)"}
+    fig = go.Figure()
+    for group, rows in profile.groupby("group", sort=False):
+        fig.add_bar(x=rows["share"], y=[short(g) for g in rows["genre"]], orientation="h",
+                    name=names.get(group, _text(group)), marker_color=colours.get(group),
+                    hovertext=[f"{_text(g)}: {v:.0%} of {names.get(group, '')} likes"
+                               for g, v in zip(rows["genre"], rows["share"])],
+                    hoverinfo="text")
+    fig.update_layout(barmode="group", title="Genres of liked anime",
+                      margin={"t": 50, "b": 10, "l": 10, "r": 10}, height=420,
+                      yaxis={"autorange": "reversed"}, xaxis_tickformat=".0%",
+                      legend={"orientation": "h", "y": -0.12})
+    return fig
+
+
+def rating_heatmap(heat: pd.DataFrame) -> go.Figure:
+    """Titles down the side, users across: readable on a phone (long titles stay horizontal).
+
+    ``heat`` is :func:`dashboard.summaries.shared_ratings` (users x titles, with
+    ``attrs["anime_ids"]``); titles are cut to :data:`AXIS_TITLE_CHARS` on the
+    axis, and the hover holds the full title and its MyAnimeList address.
+    """
+    grid = heat.to_numpy(dtype=float).T  # titles x users
+    ids = heat.attrs.get("anime_ids") or [None] * heat.shape[1]
+    users = [u.replace(" (chosen)", "★").replace("user ", "") for u in heat.index]
+    # Two titles can shorten to the same text: number them so rows stay apart.
+    labels = [f"{short(t)} ·{i + 1}" for i, t in enumerate(heat.columns)]
+    hover = [[f"{_text(title)}<br>{_text(user)}: "
+              + ("not watched" if np.isnan(v) else "watched, not rated" if v < 0 else f"{v:g}")
+              + (f"<br>myanimelist.net/anime/{int(a)}" if a is not None else "")
+              for user, v in zip(heat.index, row)] for title, a, row in zip(heat.columns, ids,
+                                                                            grid)]
+    text = [["" if np.isnan(v) else f"{v:g}" for v in row] for row in grid]
+    fig = go.Figure(go.Heatmap(z=grid, x=users, y=labels, zmin=-1, zmax=10,
+                               colorscale=RATING_COLOURS, text=text, texttemplate="%{text}",
+                               textfont={"size": 10}, hovertext=hover, hoverinfo="text",
+                               colorbar={"title": "rating", "thickness": 10}, xgap=1, ygap=1))
+    fig.update_xaxes(type="category", side="top", tickangle=-60, tickfont={"size": 10},
+                     title="user (★ = chosen)")
+    fig.update_yaxes(type="category", autorange="reversed", tickfont={"size": 10})
+    fig.update_layout(margin={"t": 60, "b": 10, "l": 10, "r": 10},
+                      height=110 + 22 * len(labels))
+    return fig
+
+
+# ---------------------------------------------------------------------- performance
+def build_stages_chart(stages: pd.DataFrame) -> go.Figure:
+    """Seconds of each build and load stage (:func:`dashboard.summaries.build_stages`)."""
+    fig = go.Figure(go.Bar(x=stages["seconds"], y=[_text(s) for s in stages["stage"]],
+                           orientation="h", text=[f"{s:.2f} s" for s in stages["seconds"]],
+                           textposition="auto"))
+    fig.update_layout(title="Build and load stages (latest run of each)",
+                      margin={"t": 50, "b": 10, "l": 10, "r": 10}, height=320,
+                      xaxis_title="seconds", yaxis={"autorange": "reversed"})
     return fig
