@@ -12,8 +12,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from recommender.evaluation.protocol import best_weights
-
 #: ``st.plotly_chart(config=...)``: no toolbar, which on a phone covers the chart's title.
 CHART_CONFIG = {"displayModeBar": False}
 #: Ratings run -1..10 on the colour axis: -1 (watched, not rated) is grey, not a bad rating.
@@ -37,51 +35,92 @@ def short(value: object, limit: int = AXIS_TITLE_CHARS) -> str:
 LABELS = {"ndcg": "NDCG", "recall": "Recall", "precision": "Precision", "hit_rate": "Hit rate",
           "map": "MAP", "coverage": "Catalogue coverage", "novelty": "Novelty (bits)",
           "diversity": "Genre diversity"}
+LABELS_COLLAB = {"user-user": "user-user", "ease": "EASE", "mf": "matrix factorisation"}
+
+
+#: Metrics that are shares of a whole, shown as percentages.
+PERCENT = {"coverage"}
+HYBRID_COLOURS = {"user-user": "#1f77b4", "ease": "#ff7f0e", "mf": "#2ca02c"}
+ALONE_SYMBOLS = ["diamond", "square", "triangle-up", "cross", "x", "star-triangle-up",
+                 "pentagon", "hexagon"]
+
+
+def _label(metric: str, k: int) -> str:
+    return f"{LABELS.get(metric, metric)}" + ("" if metric in PERCENT else f"@{k}")
+
+
+def _hybrids(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    hybrid = rows[rows["algorithm"] == "hybrid"]
+    if "collaborative" not in hybrid:
+        return [("user-user", hybrid.sort_values("weight"))]
+    return [(c, group.sort_values("weight"))
+            for c, group in hybrid.groupby("collaborative", sort=False)]
 
 
 def weight_curve(table: pd.DataFrame, metric: str, segment: str, current_weight: float,
-                 k: int) -> go.Figure:
-    """``metric`` of the hybrid against its weight, with the pure algorithms as flat lines.
+                 k: int, collaborative: str = "user-user") -> go.Figure:
+    """``metric`` of each hybrid against its weight, the algorithms alone as flat lines.
 
-    The current weight is a dashed vertical line; the best weight a star.
+    Every line is named in the legend rather than by a label on the chart, so
+    no two labels can overlap. The chosen hybrid is drawn solid with its best
+    weight as a star; the current weight is a dashed vertical line.
     """
     rows = table[table["segment"] == segment]
-    hybrid = rows[rows["algorithm"] == "hybrid"].sort_values("weight")
     fig = go.Figure()
-    fig.add_scatter(x=hybrid["weight"], y=hybrid[metric], mode="lines+markers", name="hybrid")
-    for _, row in rows[rows["algorithm"] != "hybrid"].iterrows():
-        fig.add_hline(y=row[metric], line_dash="dot", line_width=1,
-                      annotation_text=row["variant"], annotation_position="top left")
-    best = best_weights(table, metric)
-    best = best[best["segment"] == segment]
-    if len(best):
-        fig.add_scatter(x=best["weight"], y=best[metric], mode="markers", name="best weight",
-                        marker={"symbol": "star", "size": 16, "color": "gold",
-                                "line": {"width": 1, "color": "black"}})
+    for collab, hybrid in _hybrids(rows):
+        chosen = collab == collaborative
+        fig.add_scatter(x=hybrid["weight"], y=hybrid[metric], mode="lines+markers",
+                        name=f"hybrid on {_text(LABELS_COLLAB.get(collab, collab))}",
+                        line={"color": HYBRID_COLOURS.get(collab), "width": 3 if chosen else 1.5,
+                              "dash": "solid" if chosen else "dash"},
+                        marker={"size": 5})
+        if chosen and hybrid[metric].notna().any():
+            best = hybrid.loc[hybrid[metric].idxmax()]
+            fig.add_scatter(x=[best["weight"]], y=[best[metric]], mode="markers",
+                            name="best weight", marker={"symbol": "star", "size": 16,
+                                                        "color": "gold",
+                                                        "line": {"width": 1, "color": "black"}})
+    alone = rows[rows["algorithm"] != "hybrid"]
+    for _, row in alone.iterrows():
+        fig.add_scatter(x=[0.0, 1.0], y=[row[metric]] * 2, mode="lines",
+                        name=f"{_text(row['variant'])} alone",
+                        line={"dash": "dot", "width": 1})
     fig.add_vline(x=current_weight, line_dash="dash", line_color="red",
                   annotation_text=f"current {current_weight:.2f}")
-    fig.update_layout(xaxis_title="collaborative weight w (0 = content, 1 = user-user)",
-                      yaxis_title=f"{LABELS.get(metric, metric)}@{k}", height=420,
-                      margin={"t": 30})
+    fig.update_layout(xaxis_title="collaborative weight w (0 = content only)",
+                      yaxis_title=_label(metric, k), height=440, margin={"t": 30, "r": 10},
+                      legend={"orientation": "h", "y": -0.25})
+    if metric in PERCENT:
+        fig.update_yaxes(tickformat=".0%")
     return fig
 
 
 def tradeoff_chart(table: pd.DataFrame, accuracy: str, other: str, segment: str,
                    k: int) -> go.Figure:
-    """Accuracy against coverage or novelty: one point per algorithm and hybrid weight."""
+    """Accuracy against coverage, novelty or diversity: one point per variant.
+
+    Points carry no text labels (they crowd together and overlap); each hybrid
+    is a line whose points hover with their weight, and each algorithm alone
+    has its own symbol in the legend.
+    """
     rows = table[table["segment"] == segment]
     fig = go.Figure()
-    hybrid = rows[rows["algorithm"] == "hybrid"].sort_values("weight")
-    fig.add_scatter(x=hybrid[other], y=hybrid[accuracy], mode="lines+markers+text",
-                    text=[f"{w:.1f}" for w in hybrid["weight"]], textposition="top center",
-                    name="hybrid (label = weight)")
-    others = rows[rows["algorithm"] != "hybrid"]
-    fig.add_scatter(x=others[other], y=others[accuracy], mode="markers+text",
-                    text=others["variant"], textposition="bottom center", name="alone",
-                    marker={"size": 10, "symbol": "diamond"})
-    fig.update_layout(xaxis_title=LABELS.get(other, other),
-                      yaxis_title=f"{LABELS.get(accuracy, accuracy)}@{k}", height=420,
-                      margin={"t": 30})
+    for collab, hybrid in _hybrids(rows):
+        fig.add_scatter(x=hybrid[other], y=hybrid[accuracy], mode="lines+markers",
+                        name=f"hybrid on {_text(LABELS_COLLAB.get(collab, collab))}",
+                        line={"color": HYBRID_COLOURS.get(collab)},
+                        hovertext=[f"w={w:.2f}" for w in hybrid["weight"]],
+                        hoverinfo="text+x+y")
+    alone = rows[rows["algorithm"] != "hybrid"]
+    for number, (_, row) in enumerate(alone.iterrows()):
+        fig.add_scatter(x=[row[other]], y=[row[accuracy]], mode="markers",
+                        name=f"{_text(row['variant'])} alone",
+                        marker={"size": 11, "symbol": ALONE_SYMBOLS[number % len(ALONE_SYMBOLS)]})
+    fig.update_layout(xaxis_title=_label(other, k), yaxis_title=_label(accuracy, k),
+                      height=440, margin={"t": 30, "r": 10},
+                      legend={"orientation": "h", "y": -0.25})
+    if other in PERCENT:
+        fig.update_xaxes(tickformat=".0%")
     return fig
 
 
