@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from recommender.config import EngineParams
+from recommender.core.profiling import PROFILER
 from recommender.data.catalog import clean_anime, clean_ratings
 from recommender.evaluation.protocol import (
     EngineFactory,
@@ -14,7 +15,6 @@ from recommender.evaluation.protocol import (
     best_weights,
     data_fingerprint,
 )
-from recommender.core.profiling import PROFILER
 from recommender.models import registry
 from recommender.models.user_knn import UserKNN
 from recommender.serving.build import build_parts, training_data
