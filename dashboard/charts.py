@@ -213,3 +213,25 @@ def build_stages_chart(stages: pd.DataFrame) -> go.Figure:
                       margin={"t": 50, "b": 10, "l": 10, "r": 10}, height=320,
                       xaxis_title="seconds", yaxis={"autorange": "reversed"})
     return fig
+
+
+def ef_sweep_chart(sweep: pd.DataFrame, ef: int, candidates: int, k: int) -> go.Figure:
+    """Recall against hnswlib's ``ef`` (:func:`recommender.tools.measure.ef_sweep`).
+
+    The chosen ``ef`` is a dashed line; below ``candidates + 1`` the re-ranked
+    path searches that wide whatever ``ef`` is, so only the index-alone curve moves.
+    """
+    fig = go.Figure()
+    fig.add_scatter(x=sweep["ef"], y=sweep["recall_reranked"], mode="lines+markers",
+                    name="re-ranked")
+    fig.add_scatter(x=sweep["ef"], y=sweep["recall_index_only"], mode="lines+markers",
+                    name="index alone")
+    fig.add_vline(x=ef, line_dash="dash", line_color="red", annotation_text=f"ef {ef}")
+    fig.add_vrect(x0=float(sweep["ef"].min()), x1=candidates + 1, fillcolor="#888",
+                  opacity=0.12, line_width=0)
+    fig.update_layout(title=f"Recall@{k} against ef (shaded: ef below candidates + 1)",
+                      xaxis_title="ef (search width)", yaxis_title=f"recall@{k}",
+                      yaxis_tickformat=".0%", height=320,
+                      margin={"t": 50, "b": 10, "l": 10, "r": 10},
+                      legend={"orientation": "h", "y": -0.3})
+    return fig

@@ -181,3 +181,22 @@ def neighbour_recall(knn: UserKNN, snapshot: Snapshot, users: np.ndarray, k: int
         out["exact_over_ann_ratio"] = round(out["exact_ms"]["p50"] / out["ann_ms"]["p50"], 1)
     return out
 
+
+
+def ef_sweep(engine, users: Sequence[int], k: int, efs: Sequence[int],
+             n_candidates: int | None = None) -> pd.DataFrame:
+    """:func:`ann_vs_exact` at each search width in ``efs``: one row per ``ef``.
+
+    Columns: ``ef``, ``recall_reranked``, ``recall_index_only``, ``ann_ms``
+    (mean) and ``search_width``, the width hnswlib really searches
+    (max(ef, candidates + 1) on the re-ranked path), so a chart can show where
+    ``ef`` starts to matter.
+    """
+    candidates = engine.knn.config.n_candidates if n_candidates is None else n_candidates
+    rows = []
+    for ef in efs:
+        s = ann_vs_exact(engine, users, k=k, ef=int(ef), n_candidates=n_candidates)["summary"]
+        rows.append((int(ef), s["recall_reranked"], s["recall_index_only"], s["ann_ms_mean"],
+                     max(int(ef), int(max(k, candidates)) + 1)))
+    return pd.DataFrame(rows, columns=["ef", "recall_reranked", "recall_index_only", "ann_ms",
+                                       "search_width"])
