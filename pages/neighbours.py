@@ -2,6 +2,7 @@
 
 from functools import partial
 
+import numpy as np
 import plotly.express as px
 import streamlit as st
 
@@ -91,6 +92,13 @@ if not engine.has_user(user_id):
     if len(ids):
         st.error(f"There is no user {user_id}. User ids run from {int(ids[0])} to "
                  f"{int(ids[-1])} (with gaps); try the random user button.")
+        # Ids have gaps, so a step of the stepper often lands on none: offer the nearest.
+        at = int(np.searchsorted(ids, user_id))
+        nearest = sorted({int(ids[i]) for i in (at - 1, at) if 0 <= i < len(ids)},
+                         key=lambda u: (abs(u - user_id), u))
+        for column, near in zip(st.columns(4), nearest):
+            column.button(f"Open user {near}", key=f"nb_near_{near}",
+                          on_click=state.put, args=("nb_user", near))
     else:
         st.info("There are no users yet: save a list on the Recommend page to add the first.")
     st.stop()
@@ -115,7 +123,7 @@ app_state.nav_link("pages/recommend.py", f"Recommendations for user {user_id}",
 neighbours, evidence = summaries.neighbour_evidence(engine, user_id, shown)
 search = "exact search" if exact else "index + exact re-rank"
 st.subheader(f"The {len(neighbours)} nearest users")
-st.plotly_chart(charts.similarity_dots(neighbours, f"Similarity of each neighbour ({search})"),
+st.plotly_chart(charts.similarity_dots(neighbours, f"Similarity per neighbour ({search})"),
                 config=charts.CHART_CONFIG)
 thin = int(neighbours["thin"].sum())
 if thin:
@@ -155,7 +163,7 @@ left, right = st.columns(2)
 with left:
     dist = summaries.similarity_distribution(engine, user_id, k=200)
     fig = px.histogram(dist, x="similarity", nbins=30,
-                       title=f"Similarity of the {len(dist)} most similar users")
+                       title=f"Top {len(dist)} similarities")
     fig.update_layout(margin=dict(t=50, b=10), height=340, yaxis_title="users")
     st.plotly_chart(fig, config=charts.CHART_CONFIG)
 with right:

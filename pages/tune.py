@@ -9,6 +9,7 @@ from app_state import md_escape, parse_in_range
 from dashboard import state, tuning
 from dashboard.charts import CHART_CONFIG, LABELS, tradeoff_chart, weight_curve
 from recommender.config import EngineParams, load_settings
+from recommender.errors import RecommenderError
 from recommender.evaluation import METRICS, SEGMENTS
 
 # Tests and small machines lower the default user count (and may redirect the cache).
@@ -63,7 +64,7 @@ state.keep({
     "tune_against": from_url("against", "coverage", choice(AGAINST)),
 })
 
-st.title("Tune the hybrid")
+st.title("Tune")
 for notice in notices:
     st.warning(notice)
 st.caption("Each user's held-out anime rated 8 or more are the relevant ones; every model is "
@@ -98,9 +99,14 @@ if key not in st.session_state:
         bar.progress(min(max(fraction, 0.0), 1.0), text=text)
 
     anime, ratings = tuning.tune_frames()
-    st.session_state[key] = tuning.evaluate_hybrids(
-        anime, ratings, split=split, n_users=users, k=k, seed=seed, cache_dir=CACHE_DIR,
-        progress=report)
+    try:
+        st.session_state[key] = tuning.evaluate_hybrids(
+            anime, ratings, split=split, n_users=users, k=k, seed=seed, cache_dir=CACHE_DIR,
+            progress=report)
+    except RecommenderError as exc:
+        bar.empty()
+        st.error(f"Could not evaluate: {md_escape(exc)}")
+        st.stop()
     bar.empty()
 table, results = st.session_state[key]
 

@@ -213,3 +213,13 @@ def test_heatmap_columns_tell_the_users_apart():
     assert order[-1] == 0  # the title every neighbour rated alike comes last
     assert order[0] == 2   # the one that splits them most comes first
     assert discriminative_columns(grid, 2).tolist() == order[:2]
+
+
+def test_a_missing_id_offers_the_nearest_real_users(engine):
+    at = page({"user": "50"})  # between the tiny users (1-40) and their twins (101-140)
+    assert any("There is no user 50" in e for e in texts(at.error))
+    buttons = [b.label for b in at.button if b.label.startswith("Open user")]
+    assert buttons == ["Open user 40", "Open user 101"]  # nearest first
+    next(b for b in at.button if b.label == "Open user 40").click().run()
+    assert at.number_input(key="nb_user").value == 40
+    assert not at.error and len(at.dataframe[0].value) == 20
