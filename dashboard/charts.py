@@ -136,16 +136,19 @@ def similarity_dots(neighbours: pd.DataFrame, title: str) -> go.Figure:
     thin = neighbours["thin"].to_numpy(dtype=bool) if "thin" in neighbours else \
         np.zeros(len(sims), bool)
     why = neighbours["why"] if "why" in neighbours else pd.Series([""] * len(sims))
-    hover = [f"user {int(u)}<br>similarity {s:.4f}<br>{int(sh)} shared of {int(n)} ratings"
-             + ("<br>⚠ thin overlap" if t else "") + (f"<br>why: {_text(w)}" if w else "")
-             for u, s, sh, n, t, w in zip(neighbours["user_id"], sims, neighbours["shared"],
-                                          neighbours["n_ratings"], thin, why)]
+    # The line breaks live in the template; the data-derived parts are escaped text.
+    custom = [[int(sh), int(n), " · ⚠ thin overlap" if t else "",
+               f"why: {_text(w)}" if w else ""]
+              for sh, n, t, w in zip(neighbours["shared"], neighbours["n_ratings"], thin, why)]
     fig = go.Figure(go.Scatter(
         x=neighbours["user_id"].astype(str), y=sims, mode="markers",
         marker={"size": 11, "color": "#1f77b4",
                 "symbol": ["circle-open" if t else "circle" for t in thin],
                 "line": {"width": 2, "color": "#1f77b4"}},
-        hovertext=hover, hoverinfo="text", name="neighbour"))
+        customdata=custom, name="neighbour",
+        hovertemplate="user %{x}<br>similarity %{y:.4f}<br>%{customdata[0]} shared of "
+                      "%{customdata[1]} ratings%{customdata[2]}<br>%{customdata[3]}"
+                      "<extra></extra>"))
     low, high = (float(sims.min()), float(sims.max())) if len(sims) else (0.0, 1.0)
     pad = max(0.1 * (high - low), 0.01)
     fig.update_xaxes(type="category", title="neighbour (user id)")
@@ -185,15 +188,19 @@ def rating_heatmap(heat: pd.DataFrame) -> go.Figure:
     users = [u.replace(" (chosen)", "★").replace("user ", "") for u in heat.index]
     # Two titles can shorten to the same text: number them so rows stay apart.
     labels = [f"{short(t)} ·{i + 1}" for i, t in enumerate(heat.columns)]
-    hover = [[f"{_text(title)}<br>{_text(user)}: "
-              + ("not watched" if np.isnan(v) else "watched, not rated" if v < 0 else f"{v:g}")
-              + (f"<br>myanimelist.net/anime/{int(a)}" if a is not None else "")
-              for user, v in zip(heat.index, row)] for title, a, row in zip(heat.columns, ids,
-                                                                            grid)]
+    custom = [[[_text(title), _text(user),
+                "not watched" if np.isnan(v) else "watched, not rated" if v < 0 else f"{v:g}",
+                f"myanimelist.net/anime/{int(a)}" if a is not None else ""]
+               for user, v in zip(heat.index, row)]
+              for title, a, row in zip(heat.columns, ids, grid)]
     text = [["" if np.isnan(v) else f"{v:g}" for v in row] for row in grid]
+    # The line breaks live in the template; the data-derived parts are escaped text.
     fig = go.Figure(go.Heatmap(z=grid, x=users, y=labels, zmin=-1, zmax=10,
                                colorscale=RATING_COLOURS, text=text, texttemplate="%{text}",
-                               textfont={"size": 10}, hovertext=hover, hoverinfo="text",
+                               textfont={"size": 10}, customdata=custom,
+                               hovertemplate="%{customdata[0]}<br>%{customdata[1]}: "
+                                             "%{customdata[2]}<br>%{customdata[3]}"
+                                             "<extra></extra>",
                                colorbar={"title": "rating", "thickness": 10}, xgap=1, ygap=1))
     fig.update_xaxes(type="category", side="top", tickangle=-60, tickfont={"size": 10},
                      title="user (★ = chosen)")

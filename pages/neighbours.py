@@ -3,6 +3,7 @@
 from functools import partial
 
 import numpy as np
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
@@ -184,6 +185,13 @@ else:
                "some did not, or their ratings differ), not the ones everybody watched; "
                "-1 = watched, not rated; blank = not watched. Hover a cell for the title's "
                "MyAnimeList address.")
+    with st.expander("The titles in the heat map, with links"):
+        ids = heat.attrs.get("anime_ids", [])
+        st.dataframe(pd.DataFrame({"title": list(heat.columns), "anime_id": ids,
+                                   "url": [summaries.mal_url(a) for a in ids]}),
+                     hide_index=True, column_config={
+                         "url": st.column_config.LinkColumn("MyAnimeList",
+                                                            display_text="open")})
 
 # ------------------------------------------------------------------ index against exact
 st.subheader("Index neighbours against exact neighbours")

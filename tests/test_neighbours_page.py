@@ -195,7 +195,11 @@ def test_charts_baseline_axis_heatmap_and_no_toolbar(engine):
     heat = next(f for f in figures if f["data"][0]["type"] == "heatmap")["data"][0]
     # Titles down the side (readable on a phone), hover with the MyAnimeList address.
     assert all(len(label.split(" ·")[0]) <= 22 for label in heat["y"])
-    assert all("myanimelist.net/anime/" in cell for row in heat["hovertext"] for cell in row)
+    assert all("myanimelist.net/anime/" in cell[3] for row in heat["customdata"] for cell in row)
+    links = at.dataframe[2]  # the heat map's titles, each linked
+    assert len(links.value) == len(heat["y"])
+    assert links.value["url"].str.fullmatch(r"https://myanimelist\.net/anime/\d+").all()
+    assert json.loads(links.proto.columns)["url"]["type_config"]["type"] == "link"
 
 
 def test_heatmap_columns_tell_the_users_apart():
