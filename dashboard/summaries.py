@@ -14,8 +14,9 @@ import pandas as pd
 
 from recommender.core.profiling import Profiler, StageRecord
 from recommender.core.types import LIKE_RATING
+from recommender.evaluation.metrics import tie_aware_recall, tied_at_cutoff
+from recommender.models import neighbour_insight as insight
 from recommender.models.content import split_genres
-from recommender.tools.measure import recall_at_k
 
 
 # ---------------------------------------------------------------------- data at a glance
@@ -72,11 +73,74 @@ def similarity_distribution(engine, user_id: int, k: int = 200) -> pd.DataFrame:
 
 
 def ann_and_exact_neighbours(engine, user_id: int, k: int) -> dict:
-    """The user's neighbours from the index (re-ranked) and by brute force, and recall@k."""
+    """The user's neighbours from the index (re-ranked) and by brute force, and recall@k.
+
+    Recall is tie-aware: an index neighbour exactly as similar as the k-th exact
+    neighbour counts as found (``tied`` lists them); ``missed`` are the exact
+    neighbours the index did not return, ties excluded.
+    """
     ann = engine.neighbors(user_id, k=k)
     exact = engine.neighbors(user_id, k=k, exact=True)
-    return {"ann": ann, "exact": exact,
-            "recall": recall_at_k(ann["user_id"], exact["user_id"])}
+    args = (ann["user_id"].to_numpy(), ann["similarity"].to_numpy(),
+            exact["user_id"].to_numpy(), exact["similarity"].to_numpy())
+    tied = [int(u) for u in tied_at_cutoff(*args)]
+    in_ann = set(ann["user_id"].astype(int))
+    not_found = sorted(set(exact["user_id"].astype(int)) - in_ann)
+    # As many exact neighbours as there are ties were "replaced" by an equal one.
+    cutoff = float(exact["similarity"].min()) if len(exact) else 0.0
+    at_cutoff = [u for u in not_found
+                 if np.isclose(exact.loc[exact["user_id"] == u, "similarity"].iloc[0], cutoff,
+                               rtol=1e-5)]
+    excused = set(at_cutoff[:len(tied)])
+    return {"ann": ann, "exact": exact, "recall": tie_aware_recall(*args), "tied": tied,
+            "missed": [u for u in not_found if u not in excused],
+            "cutoff": cutoff}
+
+
+def mal_url(anime_id: int) -> str:
+    """The anime's MyAnimeList page (the data's anime ids are MyAnimeList ids)."""
+    return f"https://myanimelist.net/anime/{int(anime_id)}"
+
+
+def _rating_text(value: float) -> str:
+    return "watched" if value < 0 else f"{value:g}"
+
+
+def neighbour_evidence(engine, user_id: int, neighbours: pd.DataFrame,
+                       top: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Why each neighbour is similar: the shared titles weighted by rarity and agreement.
+
+    Returns ``neighbours`` with ``why`` (the ``top`` titles with both ratings,
+    "user's / neighbour's") and ``thin`` (fewer than
+    :data:`~recommender.models.neighbour_insight.MIN_SHARED` shared titles), and a
+    long frame of those titles: ``neighbour``, ``anime_id``, ``name``, ``chosen``,
+    ``theirs`` (ratings, -1 = watched), ``weight``, ``url`` (MyAnimeList).
+    """
+    data = engine.data
+    ratings = data.ratings
+    out = neighbours.copy()
+    out["thin"] = insight.thin_overlap(out["shared"].to_numpy())
+    me = data.users.numbers(np.asarray([user_id], dtype=np.int64))
+    rows = data.users.numbers(out["user_id"].to_numpy(np.int64))
+    if me[0] < 0 or len(rows) == 0:
+        out["why"] = ""
+        return out, pd.DataFrame(columns=["neighbour", "anime_id", "name", "chosen", "theirs",
+                                          "weight", "url"])
+    watchers = np.bincount(ratings.indices, minlength=ratings.shape[1])
+    evidence = insight.why_similar(ratings[me[0]], ratings[rows], watchers, ratings.shape[0],
+                                   top=top)
+    names = data.anime["name"].to_numpy()
+    anime_ids = data.items.ids
+    why, long = [], []
+    for neighbour, ev in zip(out["user_id"].astype(int), evidence):
+        why.append("; ".join(f"{names[i]} ({_rating_text(a)} / {_rating_text(b)})"
+                             for i, a, b in zip(ev.item_idx, ev.mine, ev.theirs)))
+        long += [(neighbour, int(anime_ids[i]), str(names[i]), float(a), float(b), float(w),
+                  mal_url(anime_ids[i]))
+                 for i, w, a, b in zip(ev.item_idx, ev.weight, ev.mine, ev.theirs)]
+    out["why"] = why
+    return out, pd.DataFrame(long, columns=["neighbour", "anime_id", "name", "chosen", "theirs",
+                                            "weight", "url"])
 
 
 def shared_ratings(engine, user_id: int, neighbour_ids: Sequence[int],
@@ -84,9 +148,12 @@ def shared_ratings(engine, user_id: int, neighbour_ids: Sequence[int],
     """Ratings of the user and the neighbours on the anime the user watched.
 
     Rows: ``user <id>`` first, then the neighbours in the given order; columns:
-    the anime the user watched that most neighbours also watched (at most
-    ``max_anime``, most shared first). Cells hold the raw rating (-1 = watched,
-    not rated) or NaN where that user did not watch it. Empty when nothing is shared.
+    at most ``max_anime`` of the anime the user and at least one neighbour
+    watched, those that best tell the neighbours apart first
+    (:func:`~recommender.models.neighbour_insight.discriminative_columns`), not
+    the ones everybody watched. Cells hold the raw rating (-1 = watched, not
+    rated) or NaN where that user did not watch it. ``attrs["anime_ids"]`` holds
+    each column's anime id. Empty when nothing is shared.
     """
     data = engine.data
     rows = data.users.numbers(np.asarray([user_id, *neighbour_ids], dtype=np.int64))
@@ -100,42 +167,52 @@ def shared_ratings(engine, user_id: int, neighbour_ids: Sequence[int],
     cols = np.flatnonzero(shared > 0)
     if len(cols) == 0:
         return pd.DataFrame()
-    cols = cols[np.lexsort((cols, -shared[cols]))][:max_anime]
-    values = np.where(watched[:, cols], sub[:, cols], np.nan)
+    grid = np.where(watched[:, cols], sub[:, cols], np.nan)
+    chosen = insight.discriminative_columns(grid, max_anime)
+    cols, values = cols[chosen], grid[:, chosen]
     names = data.anime["name"].to_numpy()[cols]
     index = [f"user {int(data.users.ids[r])}" for r in rows]
     index[0] = f"user {int(user_id)} (chosen)"
-    return pd.DataFrame(values, index=index, columns=names)
+    frame = pd.DataFrame(values, index=index, columns=names)
+    frame.attrs["anime_ids"] = [int(a) for a in data.items.ids[cols]]
+    return frame
 
 
 def genre_profile(engine, user_id: int, neighbour_ids: Sequence[int],
                   like_threshold: float | None = None, top: int = 15) -> pd.DataFrame:
-    """Share of liked anime in each genre, for the user and for the neighbours together.
+    """Share of liked anime in each genre: the user, the neighbours together, and everyone.
 
     A like is a rating at or above ``like_threshold`` (the engine's by default).
-    Columns: ``genre``, ``group`` ("user" or "neighbours"), ``share`` in [0, 1];
-    the ``top`` genres by the larger of the two shares.
+    Columns: ``genre``, ``group`` ("user", "neighbours" or "everyone", the
+    whole population's likes as a baseline), ``share`` in [0, 1]; the ``top``
+    genres by the larger of the user's and the neighbours' shares.
     """
     threshold = LIKE_RATING if like_threshold is None else like_threshold
     data = engine.data
-    genre_sets = _genre_lists(data.anime["genre"]).to_numpy()
+    ratings = data.ratings
+    sets = _genre_lists(data.anime["genre"]).to_list()
+    names = sorted({g for genres in sets for g in genres})
+    if not names:
+        return pd.DataFrame(columns=["genre", "group", "share"])
+    column = {g: i for i, g in enumerate(names)}
+    genres = np.zeros((len(sets), len(names)))
+    for item, item_genres in enumerate(sets):
+        genres[item, [column[g] for g in item_genres]] = 1.0
 
-    def shares(rows: np.ndarray) -> pd.Series:
-        sub = data.ratings[rows]
-        liked = sub.indices[sub.data >= threshold]
-        if len(liked) == 0:
-            return pd.Series(dtype=float)
-        counts = pd.Series([g for item in liked for g in genre_sets[item]]).value_counts()
-        return counts / len(liked)
+    def likes(rows: np.ndarray) -> np.ndarray:
+        sub = ratings[rows]
+        return sub.indices[sub.data >= threshold]
 
     me = data.users.numbers(np.asarray([user_id], dtype=np.int64))
     others = data.users.numbers(np.asarray(list(neighbour_ids), dtype=np.int64))
-    frame = pd.DataFrame({"user": shares(me[me >= 0]),
-                          "neighbours": shares(others[others >= 0])}).fillna(0.0)
-    if frame.empty:
+    groups = {"user": likes(me[me >= 0]), "neighbours": likes(others[others >= 0]),
+              "everyone": ratings.indices[ratings.data >= threshold]}
+    if len(groups["user"]) == 0 and len(groups["neighbours"]) == 0:
         return pd.DataFrame(columns=["genre", "group", "share"])
-    frame = frame.loc[frame.max(axis=1).sort_values(ascending=False).index[:top]]
-    frame.index.name = "genre"
+    frame = pd.DataFrame({g: insight.liked_genre_shares(items, genres)
+                          for g, items in groups.items()}, index=pd.Index(names, name="genre"))
+    frame = frame.loc[frame[["user", "neighbours"]].max(axis=1)
+                      .sort_values(ascending=False, kind="stable").index[:top]]
     return frame.reset_index().melt(id_vars="genre", var_name="group", value_name="share")
 
 

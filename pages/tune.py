@@ -3,67 +3,158 @@
 import os
 
 import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
 
-from dashboard.charts import LABELS, tradeoff_chart, weight_curve
+from app_state import md_escape, parse_in_range
+from dashboard import state, tuning
+from dashboard.charts import CHART_CONFIG, LABELS, tradeoff_chart, weight_curve
 from recommender.config import EngineParams, load_settings
-from recommender.data.catalog import load_bundled_anime, load_bundled_ratings
-from recommender.evaluation import METRICS, SEGMENTS, EvalSpec, evaluate
+from recommender.errors import RecommenderError
+from recommender.evaluation import METRICS, SEGMENTS
 
 # Tests and small machines lower the default user count (and may redirect the cache).
 DEFAULT_USERS = int(os.environ.get("ANIREC_TUNE_USERS", "300"))
 CACHE_DIR = os.environ.get("ANIREC_EVAL_CACHE_DIR") or str(load_settings().eval_cache_dir)
+DEFAULT_WEIGHT = EngineParams().hybrid_weight
+ACCURACY = ("ndcg", "recall", "precision", "hit_rate", "map")
+AGAINST = ("coverage", "novelty", "diversity")
+SPLITS = ("validation", "test")
+
+# ------------------------------------------------------------------ shareable URL -> state
+# Every choice is in the address, so a copied link opens this exact view; a bad
+# value gets a plain message and the default.
+notices: list[str] = []
+query = st.query_params
 
 
-@st.cache_resource(show_spinner="Loading the bundled data…")
-def bundled_frames():
-    return load_bundled_anime(), load_bundled_ratings()
+def from_url(name: str, default, parse):
+    def read():
+        raw = query.get(name)
+        if raw is None:
+            return default
+        value = parse(raw)
+        if value is None:
+            notices.append(f"“{md_escape(raw)}” is not a valid {name} in the address; "
+                           f"using {md_escape(default)}.")
+            return default
+        return value
+    return read
 
 
-st.title("Tune the hybrid")
+def choice(options):
+    return lambda raw: raw if raw in options else None
+
+
+def weight(raw):
+    value = parse_in_range(raw, float, 0.0, 1.0)
+    if value is None:
+        return None
+    return round(round(value / tuning.WEIGHT_STEP) * tuning.WEIGHT_STEP, 2)
+
+
+state.keep({
+    "tune_split": from_url("split", "validation", choice(SPLITS)),
+    "tune_users": from_url("users", DEFAULT_USERS, lambda r: parse_in_range(r, int, 0, 6000)),
+    "tune_k": from_url("k", 10, lambda r: parse_in_range(r, int, 1, 50)),
+    "tune_seed": from_url("seed", 0, lambda r: parse_in_range(r, int, 0, 10_000)),
+    "tune_metric": from_url("metric", "ndcg", choice(METRICS)),
+    "tune_segment": from_url("segment", "all", choice(SEGMENTS)),
+    "tune_collab": from_url("collab", "user-user", choice(tuning.COLLABORATIVE)),
+    "tune_weight": from_url("weight", DEFAULT_WEIGHT, weight),
+    "tune_against": from_url("against", "coverage", choice(AGAINST)),
+})
+
+st.title("Tune")
+for notice in notices:
+    st.warning(notice)
 st.caption("Each user's held-out anime rated 8 or more are the relevant ones; every model is "
            "fitted on the training side of the split only.")
 with st.sidebar:
-    split = st.radio("Split", ["validation", "test"], horizontal=True,
+    split = st.radio("Split", SPLITS, horizontal=True, key="tune_split",
                      help="Tune on validation; look at test only once settings are chosen.")
-    users = st.number_input("Users evaluated (0 = all)", 0, 6000, DEFAULT_USERS, step=100)
-    k = st.number_input("List length k", 1, 50, 10)
-    seed = st.number_input("Split seed", 0, 10_000, 0)
-metric = st.selectbox("Metric", METRICS, format_func=LABELS.get)
-segment = st.segmented_control("Users", SEGMENTS, default="all",
+    users = int(st.number_input("Users evaluated (0 = all)", 0, 6000, step=100,
+                                key="tune_users"))
+    k = int(st.number_input("List length k", 1, 50, key="tune_k"))
+    seed = int(st.number_input("Split seed", 0, 10_000, key="tune_seed"))
+c1, c2, c3 = st.columns([2, 2, 2])
+metric = c1.selectbox("Metric", METRICS, format_func=LABELS.get, key="tune_metric")
+collaborative = c2.segmented_control(
+    "Collaborative part", tuning.COLLABORATIVE, key="tune_collab",
+    format_func=tuning.COLLABORATIVE_LABELS.get,
+    help="The hybrid blends this with content, as on the Recommend page") or "user-user"
+segment = c3.segmented_control("Users", SEGMENTS, key="tune_segment",
                                help="light: fewer than 20 training ratings") or "all"
-weight = st.slider("Collaborative weight w", 0.0, 1.0, EngineParams().hybrid_weight, 0.1)
+chosen_weight = float(st.slider("Collaborative weight w", 0.0, 1.0, step=tuning.WEIGHT_STEP,
+                                key="tune_weight"))
+st.query_params.from_dict({
+    "split": split, "users": str(users), "k": str(k), "seed": str(seed), "metric": metric,
+    "segment": segment, "collab": collaborative, "weight": f"{chosen_weight:.2f}",
+    "against": st.session_state["tune_against"]})
 
-spec = EvalSpec(split=split, n_users=int(users), k=int(k), random_state=int(seed))
-key = f"eval-{spec}"
+key = f"tune-{split}-{users}-{k}-{seed}"
 if key not in st.session_state:
-    bar = st.progress(0.0, text="Scoring users…")
+    bar = st.progress(0.0, text="Fitting the models on the training split…")
 
-    def report(done: int, total: int) -> None:
-        bar.progress(done / total, text=f"Scoring users… {done}/{total}")
+    def report(fraction: float, text: str) -> None:
+        bar.progress(min(max(fraction, 0.0), 1.0), text=text)
 
-    anime, ratings = bundled_frames()
-    st.session_state[key] = evaluate(anime, ratings, spec, cache_dir=CACHE_DIR, progress=report)
+    anime, ratings = tuning.tune_frames()
+    try:
+        st.session_state[key] = tuning.evaluate_hybrids(
+            anime, ratings, split=split, n_users=users, k=k, seed=seed, cache_dir=CACHE_DIR,
+            progress=report)
+    except RecommenderError as exc:
+        bar.empty()
+        st.error(f"Could not evaluate: {md_escape(exc)}")
+        st.stop()
     bar.empty()
-result = st.session_state[key]
-table = result.table
+table, results = st.session_state[key]
 
-st.plotly_chart(weight_curve(table, metric, segment, weight, spec.k), width="stretch")
+# ------------------------------------------------------------------ the chosen weight
+name = tuning.COLLABORATIVE_LABELS[collaborative]
+values = tuning.readout(table, segment, collaborative, chosen_weight)
+st.subheader(f"Hybrid on {name} at w = {chosen_weight:.2f}")
+m1, m2, m3 = st.columns(3)
+ndcg, coverage, novelty = values["ndcg"], values["coverage"], values["novelty"]
+change = f"from the default (user-user, w = {DEFAULT_WEIGHT:.2f})"
+m1.metric(f"NDCG@{k}", f"{ndcg[0]:.4f}", f"{ndcg[1]:+.4f}", help=f"Change {change}")
+m2.metric("Catalogue coverage", f"{coverage[0]:.1%}", f"{coverage[1] * 100:+.1f} points",
+          help=f"Share of the catalogue in at least one list. Change {change}")
+m3.metric("Novelty", f"{novelty[0]:.2f} bits", f"{novelty[1]:+.2f}",
+          help=f"Mean self-information of the recommended titles. Change {change}")
+link = tuning.recommend_link_params(chosen_weight, collaborative)
+try:
+    st.page_link("pages/recommend.py", label=f"Use w = {chosen_weight:.2f} on {name} on the "
+                 "Recommend page", icon=":material/auto_awesome:", query_params=link)
+except StreamlitPageNotFoundError:  # this page run on its own (tests): no other pages
+    st.caption(f"Use this weight on Recommend: "
+               f"{md_escape(tuning.recommend_address(chosen_weight, collaborative))}")
 
-best = result.best_weights(metric)
-st.subheader(f"Best weight per segment ({LABELS[metric]}@{spec.k})")
-st.dataframe(best, hide_index=True)
+st.plotly_chart(weight_curve(table, metric, segment, chosen_weight, k, collaborative),
+                width="stretch", config=CHART_CONFIG)
+
+best = tuning.hybrid_rows(table, collaborative)
+best = best[best[metric].notna()].sort_values(["segment", "weight"])
+best = best.loc[best.groupby("segment", sort=False)[metric].idxmax(),
+                ["segment", "weight", metric, "users"]]
+st.subheader(f"Best weight per segment, hybrid on {name} ({LABELS[metric]}@{k})")
+st.dataframe(best.reset_index(drop=True), hide_index=True)
 
 st.subheader("Accuracy against coverage and novelty")
-other = st.radio("Against", ["coverage", "novelty", "diversity"], horizontal=True,
-                 format_func=LABELS.get)
-accuracy = metric if metric in ("ndcg", "recall", "precision", "hit_rate", "map") else "ndcg"
-st.plotly_chart(tradeoff_chart(table, accuracy, other, segment, spec.k),
-                width="stretch")
+other = st.radio("Against", AGAINST, horizontal=True, format_func=LABELS.get,
+                 key="tune_against")
+accuracy = metric if metric in ACCURACY else "ndcg"
+st.plotly_chart(tradeoff_chart(table, accuracy, other, segment, k), width="stretch",
+                config=CHART_CONFIG)
 
 st.subheader("All results")
-st.dataframe(table.drop(columns=["algorithm"]), hide_index=True)
-meta = result.meta
-st.caption(f"{meta['users']} users ({meta['light_users']} light), k={spec.k}, "
-           f"{spec.split} split, seed {spec.random_state}"
-           + (" · from cache" if meta.get("cached") else
-              f" · fitted in {meta['fit_seconds']}s, scored in {meta['score_seconds']}s"))
+shown = table.drop(columns=["algorithm"])
+st.dataframe(shown, hide_index=True,
+             column_config={"coverage": st.column_config.NumberColumn(format="percent")})
+meta = results[0].meta
+fits = [r.meta for r in results if not r.meta.get("cached")]
+st.caption(f"{meta['users']} users ({meta['light_users']} light), k={k}, {split} split, "
+           f"seed {seed}"
+           + (" · from cache" if not fits else
+              f" · fitted in {sum(m['fit_seconds'] for m in fits):.1f}s, scored in "
+              f"{sum(m['score_seconds'] for m in fits):.1f}s"))

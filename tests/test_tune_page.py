@@ -1,36 +1,160 @@
-"""The Tune page on the bundled data, with a handful of users to stay quick."""
+"""The Tune page: on the tiny data for every control, and once on the bundled data."""
 
 import json
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT
+from conftest import ROOT, two_taste_groups
 from recommender.config import EngineParams
-from recommender.evaluation import ALGORITHMS, WEIGHTS
+from recommender.evaluation import ALGORITHMS
 
-pytestmark = pytest.mark.realdata
+TIMEOUT = 600
+#: Every parameter of the page's address, none at its default.
+EVERY_PARAMETER = {"split": "test", "users": "0", "k": "5", "seed": "1", "metric": "recall",
+                   "segment": "light", "collab": "ease", "weight": "0.55",
+                   "against": "novelty"}
 
 
-def test_tune_page_draws_curves_best_weights_and_the_table(monkeypatch, tmp_path):
+@pytest.fixture
+def tiny_tune(monkeypatch, tmp_path_factory):
+    """The page evaluates the tiny two-taste data, with its own cache on disk."""
+    import dashboard.tuning
+
+    frames = two_taste_groups()
+    monkeypatch.setattr(dashboard.tuning, "tune_frames", lambda: frames)
+    monkeypatch.setenv("ANIREC_TUNE_USERS", "0")
+    cache = tmp_path_factory.getbasetemp() / "tune-cache"  # shared: later runs read it
+    monkeypatch.setenv("ANIREC_EVAL_CACHE_DIR", str(cache))
+    return cache
+
+
+def page(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / "tune.py"), default_timeout=TIMEOUT)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def figures(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def controls(at: AppTest) -> dict:
+    return {"split": at.radio(key="tune_split").value,
+            "users": str(int(at.number_input(key="tune_users").value)),
+            "k": str(int(at.number_input(key="tune_k").value)),
+            "seed": str(int(at.number_input(key="tune_seed").value)),
+            "metric": at.selectbox(key="tune_metric").value,
+            "segment": at.session_state["tune_segment"],
+            "collab": at.session_state["tune_collab"],
+            "weight": f"{at.slider(key='tune_weight').value:.2f}",
+            "against": at.radio(key="tune_against").value}
+
+
+def test_the_address_holds_every_choice_and_rebuilds_the_view(tiny_tune):
+    at = page(EVERY_PARAMETER)
+    assert not at.exception, at.exception
+    assert controls(at) == EVERY_PARAMETER  # main kept nothing in the URL
+    assert dict(at.query_params) == EVERY_PARAMETER
+    readout = [(m.label, m.value, m.delta) for m in at.metric]
+
+    at.radio(key="tune_split").set_value("validation")
+    at.number_input(key="tune_k").set_value(10)
+    at.selectbox(key="tune_metric").set_value("ndcg")
+    at.slider(key="tune_weight").set_value(0.35)
+    at.radio(key="tune_against").set_value("diversity").run()
+    assert not at.exception, at.exception
+    changed = dict(EVERY_PARAMETER, split="validation", k="10", metric="ndcg", weight="0.35",
+                   against="diversity")
+    assert dict(at.query_params) == changed
+    again = page(changed)
+    assert controls(again) == changed
+    assert [(m.label, m.value, m.delta) for m in again.metric] == \
+        [(m.label, m.value, m.delta) for m in at.metric] != readout
+
+
+def test_bad_address_values_get_plain_messages_and_defaults(tiny_tune):
+    at = page({"weight": "2", "collab": "<b>mf</b>", "k": "[k](https://evil.example)"})
+    assert not at.exception, at.exception
+    warnings = " ".join(w.value for w in at.warning)
+    assert "<b>" not in warnings and "](https://evil" not in warnings
+    assert warnings.count("is not a valid") == 3
+    assert at.slider(key="tune_weight").value == EngineParams().hybrid_weight
+    assert at.session_state["tune_collab"] == "user-user"
+
+
+def test_the_hybrid_on_ease_is_evaluated_with_a_readout_and_a_link(tiny_tune):
+    at = page({"collab": "ease", "weight": "0.55"})
+    assert not at.exception, at.exception
+    table = at.dataframe[-1].value
+    ease = table[table["collaborative"] == "ease"]
+    assert sorted(ease["weight"].unique()) == [round(0.05 * i, 2) for i in range(21)]
+    assert {"hybrid on EASE", "hybrid on user-user"} <= {
+        t["name"] for t in figures(at)[0]["data"]}
+    # The readout is the table's row at the chosen weight, and its change from the default.
+    row = ease[(ease["segment"] == "all") & (ease["weight"] == 0.55)].iloc[0]
+    default = table[(table["collaborative"] == "user-user") & (table["segment"] == "all")
+                    & (table["weight"] == EngineParams().hybrid_weight)].iloc[0]
+    metrics = {m.label: m for m in at.metric}
+    assert metrics["NDCG@10"].value == f"{row['ndcg']:.4f}"
+    assert metrics["NDCG@10"].delta == f"{row['ndcg'] - default['ndcg']:+.4f}"
+    assert metrics["Catalogue coverage"].value == f"{row['coverage']:.1%}"
+    assert metrics["Novelty"].value == f"{row['novelty']:.2f} bits"
+    link = next(c.value for c in at.caption if "Use this weight on Recommend" in c.value)
+    assert link.replace("\\", "").endswith("/recommend?algorithm=hybrid&weight=0.55&collab=ease")
+    # The same step as Recommend's slider.
+    assert at.slider(key="tune_weight").proto.step == pytest.approx(0.05)
+
+
+def test_charts_have_no_overlapping_labels_percent_coverage_and_no_toolbar(tiny_tune):
+    at = page({"against": "coverage"})
+    assert all(json.loads(c.proto.config) == {"displayModeBar": False}
+               for c in at.get("plotly_chart"))
+    curve, tradeoff = figures(at)
+    for figure in (curve, tradeoff):
+        assert not any("text" in t.get("mode", "") for t in figure["data"])
+    # The only label drawn on a chart is the current weight's: algorithms are in the legend.
+    assert [a["text"] for a in curve["layout"]["annotations"]] == [
+        f"current {EngineParams().hybrid_weight:.2f}"]
+    assert tradeoff["layout"]["xaxis"]["tickformat"] == ".0%"
+    assert tradeoff["layout"]["xaxis"]["title"]["text"] == "Catalogue coverage"
+
+
+def test_fitting_is_inside_the_progress(tmp_path):
+    from dashboard import tuning
+
+    calls = []
+    tuning.evaluate_hybrids(*two_taste_groups(), split="validation", n_users=0, k=10, seed=0,
+                            cache_dir=tmp_path, progress=lambda f, text: calls.append((f, text)))
+    fitting = [(f, t) for f, t in calls if t.startswith("Fitting")]
+    assert calls[0] == fitting[0] and calls[0][0] == 0.0  # the bar starts with the fitting
+    assert [t.split(": ")[1].split(" (")[0] for _, t in fitting][:3] == [
+        "Popularity", "Random", "Content"]
+    fractions = [f for f, _ in calls]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert max(f for f, _ in fitting) <= 0.4 < min(f for f, t in calls if "Scoring" in t) + 0.01
+
+
+@pytest.mark.realdata
+def test_tune_page_on_the_bundled_data(monkeypatch, tmp_path):
     monkeypatch.setenv("ANIREC_TUNE_USERS", "15")
     monkeypatch.setenv("ANIREC_EVAL_CACHE_DIR", str(tmp_path))
-    at = AppTest.from_file(str(ROOT / "pages" / "tune.py"), default_timeout=600).run()
+    at = AppTest.from_file(str(ROOT / "pages" / "tune.py"), default_timeout=TIMEOUT).run()
     assert not at.exception, at.exception
-    charts = at.get("plotly_chart")
+    charts = figures(at)
     assert len(charts) == 2
-    curve = json.loads(charts[0].proto.spec)
-    names = [trace.get("name") for trace in curve["data"]]
-    assert "hybrid" in names and "best weight" in names
+    names = [trace.get("name") for trace in charts[0]["data"]]
+    assert "hybrid on user-user" in names and "best weight" in names
     current = f"current {EngineParams().hybrid_weight:.2f}"  # the slider starts at the default
-    assert any(current in a.get("text", "") for a in curve["layout"]["annotations"])
+    assert any(current in a.get("text", "") for a in charts[0]["layout"]["annotations"])
     table = at.dataframe[-1].value
-    assert len(table) == (len(WEIGHTS) + len(ALGORITHMS)) * 3
+    assert len(table) == (21 * 2 + len(ALGORITHMS)) * 3
     assert {"ndcg", "coverage", "novelty"} <= set(table.columns)
-    assert len(list(tmp_path.glob("*.json"))) == 1  # computed once, cached on disk
+    assert len(list(tmp_path.glob("*.json"))) == 2  # computed once per hybrid, cached on disk
 
-    at.slider[0].set_value(0.9).run()  # moving the weight only redraws
+    at.slider(key="tune_weight").set_value(0.9).run()  # moving the weight only redraws
     assert not at.exception
-    curve = json.loads(at.get("plotly_chart")[0].proto.spec)
+    curve = figures(at)[0]
     assert any("current 0.90" in a.get("text", "") for a in curve["layout"]["annotations"])
     assert "scored in" in at.caption[-1].value

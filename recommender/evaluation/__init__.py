@@ -11,6 +11,8 @@ from recommender.evaluation.metrics import (
     precision_at_k,
     recall_at_k,
     self_information,
+    tie_aware_recall,
+    tied_at_cutoff,
 )
 from recommender.evaluation.protocol import (
     ALGORITHMS,
@@ -40,5 +42,5 @@ __all__ = [
     "best_weights", "catalogue_coverage", "evaluate", "genre_matrix", "hit_rate_at_k",
     "intra_list_diversity", "metrics_table", "metrics_text", "ndcg_at_k", "novelty",
     "precision_at_k", "prepare", "recall_at_k", "recommend_lists", "self_information",
-    "split_ratings", "user_metrics", "variants",
+    "split_ratings", "tie_aware_recall", "tied_at_cutoff", "user_metrics", "variants",
 ]

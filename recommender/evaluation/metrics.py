@@ -110,3 +110,42 @@ def intra_list_diversity(ranked, genres: np.ndarray) -> float:
     distance = np.where(union > 0, 1.0 - inter / np.where(union > 0, union, 1.0), 0.0)
     upper = np.triu_indices(len(ranked), k=1)
     return float(distance[upper].mean())
+
+
+#: Two similarities this close (relative) are a tie: float32 cosines of one pair of
+#: users computed over different row subsets may differ in the last bits.
+TIE_RTOL = 1e-5
+
+
+def tie_aware_recall(found_ids, found_similarity, exact_ids, exact_similarity,
+                     rtol: float = TIE_RTOL) -> float:
+    """Neighbour recall@k that counts ties at the cut-off as hits.
+
+    ``exact_*`` is the exact top-k (any order); ``found_*`` what a faster search
+    returned, with each found user's *exact* similarity. A found user in the
+    exact top-k is a hit; so is one outside it whose similarity equals the k-th
+    exact similarity (within ``rtol``), since the exact top-k could as well have
+    held them: which of several equally similar users is "k-th" is an arbitrary
+    tie-break. Hits are capped at ``len(exact_ids)``; 1.0 for an empty reference.
+    """
+    exact_ids = np.asarray(exact_ids, dtype=np.int64)
+    if len(exact_ids) == 0:
+        return 1.0
+    found_ids = np.asarray(found_ids, dtype=np.int64)
+    inside = len(np.intersect1d(found_ids, exact_ids))
+    tied = len(np.unique(tied_at_cutoff(found_ids, found_similarity, exact_ids,
+                                        exact_similarity, rtol)))
+    return min(inside + tied, len(exact_ids)) / len(exact_ids)
+
+
+def tied_at_cutoff(found_ids, found_similarity, exact_ids, exact_similarity,
+                   rtol: float = TIE_RTOL) -> np.ndarray:
+    """The ids outside the exact top-k that :func:`tie_aware_recall` counts as hits."""
+    exact_ids = np.asarray(exact_ids, dtype=np.int64)
+    found_ids = np.asarray(found_ids, dtype=np.int64)
+    if len(exact_ids) == 0 or len(found_ids) == 0:
+        return np.empty(0, np.int64)
+    kth = float(np.min(np.asarray(exact_similarity, dtype=np.float64)))
+    sims = np.asarray(found_similarity, dtype=np.float64)
+    tied = ~np.isin(found_ids, exact_ids) & (sims >= kth - rtol * max(abs(kth), 1e-12))
+    return np.sort(found_ids[tied])

@@ -15,6 +15,7 @@ import pandas as pd
 
 from recommender.core.types import Snapshot
 from recommender.errors import InvalidParameterError
+from recommender.evaluation.metrics import tie_aware_recall
 from recommender.models.user_knn import UserKNN
 from recommender.serving.requests import user_profile
 
@@ -85,6 +86,10 @@ def ann_vs_exact(engine, users: Sequence[int], k: int, ef: int,
     so ``ef`` matters once it exceeds the candidate count. ``ef`` applies to these
     queries only; the engine is not changed.
 
+    Recall is tie-aware (:func:`~recommender.evaluation.metrics.tie_aware_recall`):
+    a found user as similar as the k-th exact neighbour counts as found. The
+    index alone is judged by its users' exact similarities too.
+
     Returns ``summary`` (dict: mean recalls and mean/p95 milliseconds) and
     ``per_user`` (DataFrame: ``user_id``, ``recall_reranked``,
     ``recall_index_only``, ``ann_ms``, ``exact_ms``).
@@ -105,8 +110,13 @@ def ann_vs_exact(engine, users: Sequence[int], k: int, ef: int,
         exact_ms = (time.perf_counter() - start) * 1000.0
         labels, _ = knn.index_.query(snapshot.rows.vectors[profile.user_idx], k + 1, ef=ef)
         labels = labels[(labels != profile.user_idx) & (labels < snapshot.n_users)][:k]
-        rows.append((int(user), recall_at_k(ann.user_idx, exact.user_idx),
-                     recall_at_k(labels, exact.user_idx), ann_ms, exact_ms))
+        rows.append((int(user),
+                     tie_aware_recall(ann.user_idx, ann.similarity, exact.user_idx,
+                                      exact.similarity),
+                     tie_aware_recall(labels, exact_similarity(snapshot, profile.user_idx,
+                                                               labels),
+                                      exact.user_idx, exact.similarity),
+                     ann_ms, exact_ms))
     per_user = pd.DataFrame(rows, columns=["user_id", "recall_reranked", "recall_index_only",
                                            "ann_ms", "exact_ms"])
     summary = {
@@ -123,13 +133,27 @@ def ann_vs_exact(engine, users: Sequence[int], k: int, ef: int,
     return {"summary": summary, "per_user": per_user}
 
 
+def exact_similarity(snapshot: Snapshot, user_idx: int, others: np.ndarray) -> np.ndarray:
+    """Exact cosine of user ``user_idx`` with each of ``others`` (positions), as the re-rank."""
+    rows = snapshot.rows.similarity
+    others = np.asarray(others, dtype=np.int64)
+    if len(others) == 0:
+        return np.empty(0, np.float32)
+    query = rows[int(user_idx)]
+    dense = np.zeros(rows.shape[1], dtype=np.float32)
+    dense[query.indices] = query.data
+    return np.asarray(rows[others] @ dense, dtype=np.float32)
+
+
 def neighbour_recall(knn: UserKNN, snapshot: Snapshot, users: np.ndarray, k: int = 20,
                      n_candidates: int | None = None, exact_cache: dict | None = None) -> dict:
     """ANN recall@k against exact sparse cosine, and both latencies, interleaved per user.
 
     Recall per user is |ANN top-k ∩ exact top-k| / |exact top-k|, over users who
-    have at least one neighbour. ``exact_cache`` (user -> exact positions) is
-    filled and reused so a curve does not repeat the brute force.
+    have at least one neighbour, with ties at the cut-off counted as found
+    (:func:`~recommender.evaluation.metrics.tie_aware_recall`). ``exact_cache``
+    (user -> exact neighbours) is filled and reused so a curve does not repeat
+    the brute force.
     """
     recalls, ann_ms, exact_ms = [], [], []
     for user in users:
@@ -138,16 +162,16 @@ def neighbour_recall(knn: UserKNN, snapshot: Snapshot, users: np.ndarray, k: int
         ann = knn.neighbours(profile, snapshot, k, n_candidates=n_candidates)
         ann_ms.append((time.perf_counter() - start) * 1000)
         if exact_cache is not None and int(user) in exact_cache:
-            exact_ids = exact_cache[int(user)]
+            exact = exact_cache[int(user)]
         else:
             start = time.perf_counter()
             exact = knn.neighbours(profile, snapshot, k, exact=True)
             exact_ms.append((time.perf_counter() - start) * 1000)
-            exact_ids = exact.user_idx
             if exact_cache is not None:
-                exact_cache[int(user)] = exact_ids
-        if len(exact_ids):
-            recalls.append(len(np.intersect1d(ann.user_idx, exact_ids)) / len(exact_ids))
+                exact_cache[int(user)] = exact
+        if len(exact.user_idx):
+            recalls.append(tie_aware_recall(ann.user_idx, ann.similarity, exact.user_idx,
+                                            exact.similarity))
     out = {"k": k, "users_with_neighbours": len(recalls),
            "recall": round(float(np.mean(recalls)), 4) if recalls else None,
            "recall_p10": round(float(np.percentile(recalls, 10)), 4) if recalls else None,
@@ -157,3 +181,22 @@ def neighbour_recall(knn: UserKNN, snapshot: Snapshot, users: np.ndarray, k: int
         out["exact_over_ann_ratio"] = round(out["exact_ms"]["p50"] / out["ann_ms"]["p50"], 1)
     return out
 
+
+
+def ef_sweep(engine, users: Sequence[int], k: int, efs: Sequence[int],
+             n_candidates: int | None = None) -> pd.DataFrame:
+    """:func:`ann_vs_exact` at each search width in ``efs``: one row per ``ef``.
+
+    Columns: ``ef``, ``recall_reranked``, ``recall_index_only``, ``ann_ms``
+    (mean) and ``search_width``, the width hnswlib really searches
+    (max(ef, candidates + 1) on the re-ranked path), so a chart can show where
+    ``ef`` starts to matter.
+    """
+    candidates = engine.knn.config.n_candidates if n_candidates is None else n_candidates
+    rows = []
+    for ef in efs:
+        s = ann_vs_exact(engine, users, k=k, ef=int(ef), n_candidates=n_candidates)["summary"]
+        rows.append((int(ef), s["recall_reranked"], s["recall_index_only"], s["ann_ms_mean"],
+                     max(int(ef), int(max(k, candidates)) + 1)))
+    return pd.DataFrame(rows, columns=["ef", "recall_reranked", "recall_index_only", "ann_ms",
+                                       "search_width"])
