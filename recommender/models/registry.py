@@ -23,6 +23,7 @@ from recommender.models.blend import Blend, BlendConfig
 from recommender.models.content import ContentConfig, ContentTfidf
 from recommender.models.ease import EASE, EASEConfig
 from recommender.models.mf import ALSFactorization, MFConfig
+from recommender.models.ranker import LearnedRanker, RankerConfig
 from recommender.models.user_knn import UserKNN, UserKNNConfig
 
 #: The request-time blend of a collaborative algorithm with content.
@@ -55,6 +56,9 @@ class Algorithm:
     offered: bool = True
     #: Environment prefix of its settings: ANIREC_<ENV>_<FIELD>.
     env: str = ""
+    #: Algorithms its fit reads (their fit settings are part of its cache key); a
+    #: restored scorer gets them, fitted, through its ``bind(fitted)``.
+    depends: tuple[str, ...] = ()
 
     @property
     def persisted(self) -> bool:
@@ -81,6 +85,10 @@ ALGORITHMS: tuple[Algorithm, ...] = (
               collaborative=True, similar_items=True, learned=True, env="EASE"),
     Algorithm("blend", "Blend", BlendConfig,
               lambda config, fitted: Blend(fitted, config), learned=True, env="BLEND"),
+    Algorithm("ranker", "Learned ranker", RankerConfig,
+              lambda config, fitted: LearnedRanker(fitted, config),
+              restore=LearnedRanker.from_state, collaborative=True, learned=True,
+              env="RANKER", depends=("ease", "mf", "user-user", "content")),
 )
 
 _BY_NAME = {a.name: a for a in ALGORITHMS}
@@ -119,7 +127,10 @@ def fit_all(data: TrainingData, configs: Mapping[str, Any], *, use_learned: bool
     fitted: dict[str, Scorer] = {}
     for algorithm in enabled(use_learned):
         if algorithm.name in restored:
-            fitted[algorithm.name] = restored[algorithm.name]
+            scorer = restored[algorithm.name]
+            if algorithm.depends:
+                scorer = scorer.bind(fitted)  # type: ignore[attr-defined]
+            fitted[algorithm.name] = scorer
             continue
         scorer = algorithm.build(configs[algorithm.name], fitted)
         with PROFILER.stage(f"{algorithm.name} fit", memory=algorithm.persisted):
