@@ -47,22 +47,25 @@ def _value(row: np.ndarray, name: str) -> float:
     return float(row[F.COLUMN[name]])
 
 
-def _because(scorer: Scorer | None, profile: UserProfile, item: int,
-             scores: Scores | None) -> list[int]:
-    """The listed anime a stage-1 model names for ``item`` (its own explanation)."""
-    if scorer is None or scores is None:
-        return []
-    explained = scorer.explain(profile, np.array([item]), scores).columns
-    if explained.get("because_items"):
-        return list(explained["because_items"][0])
-    single = explained.get("because_idx")
-    return [int(single[0])] if single and single[0] is not None else []
+def _because(scorer: Scorer | None, profile: UserProfile, items: list[int],
+             scores: Scores | None) -> dict[int, list[int]]:
+    """Per item, the listed anime a stage-1 model names for it (its own explanation, batched)."""
+    if scorer is None or scores is None or not items:
+        return {}
+    columns = scorer.explain(profile, np.asarray(items, dtype=np.int64), scores).columns
+    many, single = columns.get("because_items"), columns.get("because_idx")
+    out = {}
+    for j, item in enumerate(items):
+        if many is not None:
+            out[item] = list(many[j])
+        elif single is not None and single[j] is not None:
+            out[item] = [int(single[j])]
+    return out
 
 
-def phrase(family: str, row: np.ndarray, item: int, profile: UserProfile,
-           parts: Mapping[str, Scores], models: Mapping[str, Scorer], table: F.ItemTable,
-           names: np.ndarray) -> str:
-    """One family's words for one item, from its feature values."""
+def phrase(family: str, row: np.ndarray, item: int, because: Mapping[str, dict[int, list[int]]],
+           table: F.ItemTable, names: np.ndarray) -> str:
+    """One family's words for one item, from its feature values (and the models' own reasons)."""
     if family == "neighbours":
         support = _value(row, "support")
         k = int(round(support / _value(row, "support_share"))) if _value(
@@ -77,15 +80,15 @@ def phrase(family: str, row: np.ndarray, item: int, profile: UserProfile,
             return f"rated highly by {rate:.0%} of its watchers"
         return f"community score {_value(row, 'community'):.2f}"
     if family in ("ease", "mf"):
-        because = _because(models.get(family), profile, item, parts.get(family))
-        if because:
-            return f"fans of {names[because[0]]} watch it"
+        named = because.get(family, {}).get(item)
+        if named:
+            return f"fans of {names[named[0]]} watch it"
         return "people with your history watch it"
     if family == "content":
-        because = _because(models.get("content"), profile, item, parts.get("content"))
+        named = because.get("content", {}).get(item)
         genres = [table.genre_names[g] for g in table.genres[item].indices[:3]]
-        if because:
-            return f"close to {names[because[0]]}" + (f" ({', '.join(genres)})" if genres else "")
+        if named:
+            return f"close to {names[named[0]]}" + (f" ({', '.join(genres)})" if genres else "")
         return "matches your favourite genres" + (f" ({', '.join(genres)})" if genres else "")
     if family == "franchise":
         seen = int(_value(row, "franchise_seen"))
@@ -111,11 +114,16 @@ def reasons_from_contributions(x: np.ndarray, contrib: np.ndarray, items: np.nda
     """Per row: the reason (top families with a positive contribution) and every family's sum."""
     sums = family_contributions(contrib)
     labels = list(FAMILIES)
+    chosen = [[labels[j] for j in np.argsort(-total, kind="stable") if total[j] > 0]
+              [:REASON_FAMILIES] for total in sums]
+    # One explain call per stage-1 model for every item that names it.
+    because = {}
+    for family in ("ease", "mf", "content"):
+        wanted = [int(item) for item, names_of in zip(items, chosen) if family in names_of]
+        because[family] = _because(models.get(family), profile, wanted, parts.get(family))
     reasons, shares = [], []
-    for row, total, item in zip(x, sums, items):
-        order = [j for j in np.argsort(-total, kind="stable") if total[j] > 0][:REASON_FAMILIES]
-        words = [phrase(labels[j], row, int(item), profile, parts, models, table, names)
-                 for j in order]
+    for row, total, item, families in zip(x, sums, items, chosen):
+        words = [phrase(f, row, int(item), because, table, names) for f in families]
         reasons.append(" · ".join(words) if words else NEUTRAL)
         shares.append({labels[j]: round(float(total[j]), 4) for j in range(len(labels))})
     return reasons, shares
