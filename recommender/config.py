@@ -60,7 +60,7 @@ class EngineParams:
     # split): `python -m recommender evaluate --users 1000 --split validation` (seed 0,
     # NDCG@10; README "Evaluation"). The figure that chose each is beside it.
     #: What ``recommend()`` uses when no algorithm is named (and the dashboard's first
-    #: view): blend 0.2951 > hybrid (EASE, w=0.9) 0.2944 > ease 0.2934 > ranker 0.2852 >
+    #: view): blend 0.2951 > hybrid (EASE, w=0.9) 0.2944 > ease 0.2934 > ranker 0.2916 >
     #: mf 0.2696 > hybrid (user-user, w=0.7, the old default) 0.2316.
     default_algorithm: str = "blend"
     #: The hybrid's collaborative part when none is named: the hybrid at its best weight
