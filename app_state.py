@@ -378,16 +378,14 @@ def nav_link(page: str, label: str, icon: str | None = None,
 
 # ---------------------------------------------------------------------- layout
 def default_algorithm(engine: RecommenderEngine) -> str:
-    """The algorithm a first view uses: the engine's default (see ``EngineParams``)."""
-    name = getattr(engine.params, "algorithm", registry.HYBRID)
+    """The algorithm a first view uses: the engine's default (``EngineParams``)."""
+    name = engine.default_algorithm
     return name if name in algorithm_choices(engine) else algorithm_choices(engine)[0]
 
 
 def default_collaborative(engine: RecommenderEngine) -> str:
     """The hybrid's collaborative part in a first view: the engine's default."""
-    parts = engine.collaborative_algorithms
-    name = getattr(engine.params, "collaborative", "user-user")
-    return name if name in parts else parts[0]
+    return engine.default_collaborative
 
 
 def is_phone() -> bool:

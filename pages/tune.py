@@ -16,6 +16,9 @@ from recommender.evaluation import METRICS, SEGMENTS
 DEFAULT_USERS = int(os.environ.get("ANIREC_TUNE_USERS", "300"))
 CACHE_DIR = os.environ.get("ANIREC_EVAL_CACHE_DIR") or str(load_settings().eval_cache_dir)
 DEFAULT_WEIGHT = EngineParams().hybrid_weight
+# The served hybrid's part, when Tune evaluates it (it evaluates user-user and EASE).
+DEFAULT_COLLAB = (EngineParams().hybrid_collaborative
+                  if EngineParams().hybrid_collaborative in tuning.COLLABORATIVE else "user-user")
 ACCURACY = ("ndcg", "recall", "precision", "hit_rate", "map")
 AGAINST = ("coverage", "novelty", "diversity")
 SPLITS = ("validation", "test")
@@ -59,7 +62,7 @@ state.keep({
     "tune_seed": from_url("seed", 0, lambda r: parse_in_range(r, int, 0, 10_000)),
     "tune_metric": from_url("metric", "ndcg", choice(METRICS)),
     "tune_segment": from_url("segment", "all", choice(SEGMENTS)),
-    "tune_collab": from_url("collab", "user-user", choice(tuning.COLLABORATIVE)),
+    "tune_collab": from_url("collab", DEFAULT_COLLAB, choice(tuning.COLLABORATIVE)),
     "tune_weight": from_url("weight", DEFAULT_WEIGHT, weight),
     "tune_against": from_url("against", "coverage", choice(AGAINST)),
 })
@@ -81,7 +84,7 @@ metric = c1.selectbox("Metric", METRICS, format_func=LABELS.get, key="tune_metri
 collaborative = c2.segmented_control(
     "Collaborative part", tuning.COLLABORATIVE, key="tune_collab",
     format_func=tuning.COLLABORATIVE_LABELS.get,
-    help="The hybrid blends this with content, as on the Recommend page") or "user-user"
+    help="The hybrid blends this with content, as on the Recommend page") or DEFAULT_COLLAB
 segment = c3.segmented_control("Users", SEGMENTS, key="tune_segment",
                                help="light: fewer than 20 training ratings") or "all"
 chosen_weight = float(st.slider("Collaborative weight w", 0.0, 1.0, step=tuning.WEIGHT_STEP,
@@ -112,11 +115,13 @@ table, results = st.session_state[key]
 
 # ------------------------------------------------------------------ the chosen weight
 name = tuning.COLLABORATIVE_LABELS[collaborative]
-values = tuning.readout(table, segment, collaborative, chosen_weight)
+values = tuning.readout(table, segment, collaborative, chosen_weight,
+                        default_collaborative=DEFAULT_COLLAB)
 st.subheader(f"Hybrid on {name} at w = {chosen_weight:.2f}")
 m1, m2, m3 = st.columns(3)
 ndcg, coverage, novelty = values["ndcg"], values["coverage"], values["novelty"]
-change = f"from the default (user-user, w = {DEFAULT_WEIGHT:.2f})"
+change = (f"from the default ({tuning.COLLABORATIVE_LABELS[DEFAULT_COLLAB]}, "
+          f"w = {DEFAULT_WEIGHT:.2f})")
 m1.metric(f"NDCG@{k}", f"{ndcg[0]:.4f}", f"{ndcg[1]:+.4f}", help=f"Change {change}")
 m2.metric("Catalogue coverage", f"{coverage[0]:.1%}", f"{coverage[1] * 100:+.1f} points",
           help=f"Share of the catalogue in at least one list. Change {change}")

@@ -151,10 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--liked", action="append", default=[], metavar="TITLE[=RATING]",
                      help="a title you liked, resolved by fuzzy search (repeatable)")
     rec.add_argument("--liked-id", action="append", default=[], type=int, metavar="ANIME_ID")
-    rec.add_argument("--algorithm", default="hybrid",
-                     help="user-user, content, hybrid, popularity, random, ...")
-    rec.add_argument("--collaborative", default="user-user",
-                     help="collaborative part of the hybrid")
+    rec.add_argument("--algorithm", default=None,
+                     help="hybrid, ranker, ease, user-user, content, popularity, ... "
+                          "(default: the engine's default_algorithm)")
+    rec.add_argument("--collaborative", default=None,
+                     help="collaborative part of the hybrid (default: hybrid_collaborative)")
     rec.add_argument("--weight", type=float, default=None, help="collaborative share in [0, 1]")
     rec.add_argument("-n", type=int, default=10, help="how many anime")
     rec.add_argument("-k", type=int, default=None, help="neighbours for user-user")
@@ -243,8 +244,9 @@ def _add_evaluate(sub) -> None:
     ev.add_argument("--json", type=Path, default=None, metavar="PATH", help="write JSON here")
     ev.add_argument("--algorithms", default="",
                     help="comma-separated algorithms to evaluate alone (default: all)")
-    ev.add_argument("--collaborative", default="user-user",
-                    help="the hybrid's collaborative part in the weight sweep")
+    ev.add_argument("--collaborative", default="",
+                    help="the hybrid's collaborative part in the weight sweep "
+                         "(default: the engine's hybrid_collaborative)")
     ev.add_argument("--no-cache", action="store_true", help="recompute even when cached")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)

@@ -37,12 +37,12 @@ def data():
 
 @pytest.fixture(scope="module")
 def served(data):
-    """The engine the product builds from ``EngineParams()``."""
-    return RecommenderEngine.fit(data, EngineParams())
+    """The engine the product builds from ``EngineParams()`` (with the opt-in ranker)."""
+    return RecommenderEngine.fit(data, EngineParams(use_ranker=True))
 
 
 def test_every_algorithm_has_a_class_default_test():
-    assert set(OWN_DEFAULTS) | {"blend"} == set(registry.names())
+    assert set(OWN_DEFAULTS) | {"blend", "ranker"} == set(registry.names())
 
 
 @pytest.mark.parametrize("name", sorted(OWN_DEFAULTS))
@@ -72,13 +72,26 @@ def test_the_blend_from_its_own_defaults_is_the_served_blend(served):
                           served.scorer("blend").score(profile, context).values)
 
 
+def test_the_ranker_from_its_own_defaults_is_the_served_ranker(data, served):
+    from recommender.models.ranker import LearnedRanker
+
+    own = LearnedRanker(served.models).fit(data)
+    assert own.config == served.scorer("ranker").config == EngineParams().model("ranker")
+    assert "ranker" not in RecommenderEngine.fit(data, EngineParams()).algorithms  # opt-in
+    context = Context(served.snapshot)
+    for profile in (served.profile(5), served.profile(liked={1: 10, 4: 9, 15: 2})):
+        assert np.array_equal(own.score(profile, context).values,
+                              served.scorer("ranker").score(profile, context).values)
+
+
 def test_engine_params_refer_to_the_model_configs_instead_of_copying_them():
     params = EngineParams()
     for algorithm in registry.ALGORITHMS:
         assert params.model(algorithm.name) == algorithm.config()
         assert type(params.model(algorithm.name)) is algorithm.config
     assert not {f.name for f in dataclasses.fields(EngineParams)} - {
-        "hybrid_weight", "include_adult", "use_models", "models"}
+        "default_algorithm", "hybrid_collaborative", "hybrid_weight", "include_adult",
+        "use_models", "use_ranker", "models"}
 
 
 def test_every_field_is_settable_from_the_environment_and_round_trips():

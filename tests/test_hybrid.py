@@ -25,9 +25,10 @@ def test_top_n_breaks_ties_deterministically():
 
 
 @pytest.mark.parametrize("user_id", [2, 3, 10, 17])
-def test_weight_one_ranks_as_user_user_and_zero_as_content(tiny_engine, user_id):
+def test_weight_one_ranks_as_the_collaborative_part_and_zero_as_content(tiny_engine, user_id):
+    # Without a named part the hybrid uses the engine's default one (best on validation).
     n = 8
-    uu = tiny_engine.recommend(user_id, algorithm="user-user", n=n)
+    uu = tiny_engine.recommend(user_id, algorithm=tiny_engine.default_collaborative, n=n)
     content = tiny_engine.recommend(user_id, algorithm="content", n=n)
     at_one = tiny_engine.recommend(user_id, algorithm="hybrid", weight=1.0, n=n)
     at_zero = tiny_engine.recommend(user_id, algorithm="hybrid", weight=0.0, n=n)
@@ -40,7 +41,7 @@ def test_weight_one_ranks_as_user_user_and_zero_as_content(tiny_engine, user_id)
 def test_weight_extremes_on_real_data(bundled_engine, user_id):
     if not bundled_engine.has_user(user_id):
         user_id = int(bundled_engine.user_ids()[user_id % 100])
-    for weight, pure in ((1.0, "user-user"), (0.0, "content")):
+    for weight, pure in ((1.0, bundled_engine.default_collaborative), (0.0, "content")):
         blended = bundled_engine.recommend(user_id, algorithm="hybrid", weight=weight, n=20)
         alone = bundled_engine.recommend(user_id, algorithm=pure, n=20)
         assert blended["anime_id"].tolist() == alone["anime_id"].tolist()

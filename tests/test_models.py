@@ -161,12 +161,14 @@ def test_hybrid_with_a_learned_model_at_the_weight_extremes(engine, cf, user_id)
     assert at_zero["anime_id"].tolist() == content["anime_id"].tolist()
 
 
-def test_collaborative_defaults_to_user_user(engine):
-    assert engine.collaborative_algorithms == ("user-user", "mf", "ease")
+def test_collaborative_defaults_to_the_part_chosen_on_validation(engine):
+    # The default part is recorded once, in EngineParams (README, "Evaluation").
+    assert engine.collaborative_algorithms == ("user-user", "mf", "ease", "ranker")
+    chosen = engine.params.hybrid_collaborative
+    assert engine.default_collaborative == chosen
     default = engine.recommend(5, algorithm="hybrid", weight=0.7, n=6)
-    explicit = engine.recommend(5, algorithm="hybrid", weight=0.7, n=6, collaborative="user-user")
+    explicit = engine.recommend(5, algorithm="hybrid", weight=0.7, n=6, collaborative=chosen)
     assert default["anime_id"].tolist() == explicit["anime_id"].tolist()
-    assert "support" in default.columns  # user-user's explanation columns
 
 
 @pytest.mark.parametrize("cls, name", [(ALSFactorization, "mf"), (EASE, "ease")])
@@ -190,6 +192,9 @@ def test_models_can_be_switched_off():
     anime, ratings = two_taste_groups(n_users_per_group=5)
     plain = RecommenderEngine.from_frames(anime, ratings, replace(MODEL_PARAMS, use_models=False))
     assert plain.collaborative_algorithms == ("user-user",)
+    # Without the learned models the defaults fall back to what is fitted.
+    assert plain.default_collaborative == "user-user"
+    assert plain.recommend(2, n=3).attrs["requested"] in plain.algorithms
     with pytest.raises(UnknownAlgorithmError):
         plain.recommend(2, algorithm="ease")
 

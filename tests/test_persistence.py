@@ -131,9 +131,9 @@ def test_from_settings_builds_loads_and_rebuilds_a_damaged_cache(tiny_settings):
     PROFILER.clear()
     reused = RecommenderEngine.from_settings(serving)
     assert reused.build_info["index"] == "loaded"
-    assert reused.build_info["models_loaded"] == ["content", "ease", "mf"]
+    assert reused.build_info["models_loaded"] == ["content", "ease", "mf", "ranker"]
     assert not {r.stage for r in PROFILER.records()} & {
-        "content fit", "mf fit", "ease fit", "user-user fit"}
+        "content fit", "mf fit", "ease fit", "user-user fit", "ranker fit"}
     assert reused.knn.config.n_neighbours == 7 and reused.params.hybrid_weight == 0.3
     changed = replace(tiny_settings, params=tiny_settings.params.with_model("user-user", dim=6))
     assert RecommenderEngine.from_settings(changed).build_info["index"] == "built"
@@ -148,13 +148,14 @@ def test_a_warm_start_loads_every_model_instead_of_fitting(tiny_settings):
     PROFILER.clear()
     warm = RecommenderEngine.from_settings(tiny_settings)
     assert warm.build_info["index"] == "loaded"
-    assert warm.build_info["models_loaded"] == ["content", "ease", "mf"]
+    assert warm.build_info["models_loaded"] == ["content", "ease", "mf", "ranker"]
     assert warm.build_info["search_index"] == "loaded"
     for query in ("scifi 3", "romanse", "sci"):
         assert len(cold.search(query)) > 0
         assert (warm.search(query)["anime_id"].tolist()
                 == cold.search(query)["anime_id"].tolist())
     fitted = {r.stage for r in PROFILER.records()} & {"content fit", "mf fit", "ease fit",
+                                                      "ranker fit",
                                                       "user-user fit"}
     assert not fitted
     for algorithm in ("content", "mf", "ease", "blend", "hybrid"):

@@ -43,6 +43,7 @@ import pandas as pd
 from recommender.config import EngineParams
 from recommender.core.types import Context
 from recommender.errors import InvalidParameterError
+from recommender.evaluation.compare import compare_to, feature_importances
 from recommender.evaluation.metrics import (
     average_precision_at_k,
     catalogue_coverage,
@@ -55,6 +56,7 @@ from recommender.evaluation.metrics import (
     recall_at_k,
     self_information,
 )
+from recommender.evaluation.setup import EvalSetup, Variant
 from recommender.evaluation.split import Split, split_ratings
 from recommender.models import registry
 from recommender.models.registry import HYBRID
@@ -75,7 +77,7 @@ METRICS: tuple[str, ...] = ("ndcg", "recall", "precision", "hit_rate", "map",
                             "coverage", "novelty", "diversity")
 SEGMENTS: tuple[str, ...] = ("all", "light", "heavy")
 #: Bump when the protocol or a metric changes, so old cached results are not reused.
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 Progress = Callable[[int, int], None]
 EngineFactory = Callable[[pd.DataFrame, pd.DataFrame, EngineParams], RecommenderEngine]
@@ -93,28 +95,20 @@ class EvalSpec:
     params: EngineParams = field(default_factory=EngineParams)
     weights: tuple[float, ...] = WEIGHTS
     algorithms: tuple[str, ...] = ALGORITHMS
-    collaborative: str = "user-user"
+    #: The hybrid's collaborative part ("": the params' ``hybrid_collaborative``).
+    collaborative: str = ""
     #: Names a custom ``engine_factory`` (its results are cached apart).
     tag: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.collaborative:
+            object.__setattr__(self, "collaborative", self.params.hybrid_collaborative)
 
     def as_dict(self) -> dict:
         return {"split": self.split, "n_users": self.n_users, "k": self.k,
                 "random_state": self.random_state, "params": self.params.as_dict(),
                 "weights": list(self.weights), "algorithms": list(self.algorithms),
                 "collaborative": self.collaborative, "tag": self.tag}
-
-
-@dataclass(frozen=True, eq=False)
-class EvalSetup:
-    """A fitted engine and the users to evaluate, with their relevant held-out items."""
-
-    engine: RecommenderEngine
-    spec: EvalSpec
-    user_ids: np.ndarray          # int64, sorted
-    relevant: list[np.ndarray]    # per user: relevant item_idx (int64)
-    light: np.ndarray             # bool per user: fewer than LIGHT_USER_RATINGS train ratings
-    information: np.ndarray       # self-information per item (training popularity)
-    genres: np.ndarray            # items x genres 0/1
 
 
 def data_fingerprint(anime: pd.DataFrame, ratings: pd.DataFrame) -> str:
@@ -174,18 +168,6 @@ def prepare(anime: pd.DataFrame, ratings: pd.DataFrame, spec: EvalSpec | None = 
 
 
 # ---------------------------------------------------------------------------- lists
-@dataclass(frozen=True)
-class Variant:
-    """One row group of the results table: an algorithm, with a weight for the hybrid."""
-
-    algorithm: str
-    weight: float | None = None
-
-    @property
-    def label(self) -> str:
-        return self.algorithm if self.weight is None else f"{self.algorithm} w={self.weight:.1f}"
-
-
 def variants(spec: EvalSpec) -> list[Variant]:
     """The hybrid at every weight of ``spec``, then each algorithm alone."""
     return ([Variant("hybrid", float(w)) for w in spec.weights]
@@ -327,7 +309,9 @@ def evaluate(anime: pd.DataFrame, ratings: pd.DataFrame, spec: EvalSpec | None =
     fitted = time.perf_counter()
     lists = recommend_lists(setup, progress=progress)
     table = metrics_table(setup, lists)
-    meta = {"key": key, "cached": False, "users": len(setup.user_ids),
+    meta = {"against_ease": json.loads(compare_to(setup, lists).to_json(orient="records")),
+            "ranker_gain": feature_importances(setup), "key": key, "cached": False,
+            "users": len(setup.user_ids),
             "light_users": int(setup.light.sum()), "n_items": len(setup.engine.anime),
             "relevant_rating": RELEVANT_RATING, "light_below": LIGHT_USER_RATINGS,
             "fit_seconds": round(fitted - started, 2),
@@ -351,4 +335,23 @@ def metrics_text(result: EvalResult) -> str:
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         body = shown.to_string(index=False, float_format=lambda x: f"{x:.4f}")
         best = result.best_weights().to_string(index=False, float_format=lambda x: f"{x:.4f}")
-    return f"{head}\n{body}\n\nbest hybrid weight by NDCG@{spec.k}:\n{best}"
+    text = f"{head}\n{body}\n\nbest hybrid weight by NDCG@{spec.k}:\n{best}"
+    against = pd.DataFrame(meta.get("against_ease") or [])
+    if not against.empty:
+        against["95% CI"] = [f"[{lo:.3f}, {hi:.3f}]" for lo, hi in
+                             zip(against["low"], against["high"])]
+        wide = against.pivot(index="variant", columns="segment", values="ratio")
+        ci = against[against["segment"] == "all"].set_index("variant")["95% CI"]
+        wide = wide.reindex(columns=[c for c in ("all", "light", "heavy", "head", "tail")
+                                     if c in wide]).reindex(against["variant"].unique())
+        wide.insert(1, "all 95% CI", ci.reindex(wide.index))
+        with pd.option_context("display.width", 200, "display.max_rows", 500):
+            table = wide.to_string(float_format=lambda x: f"{x:.3f}")
+        text += (f"\n\nNDCG@{spec.k} / EASE's on the same users (paired bootstrap over users, "
+                 f"{1000} resamples; head = most-watched anime holding half the views):\n{table}")
+    gain = meta.get("ranker_gain") or {}
+    if gain:
+        total = sum(gain.values()) or 1.0
+        lines = [f"  {name:<22} {value / total:6.1%}" for name, value in list(gain.items())[:15]]
+        text += "\n\nranker feature importance (share of total gain):\n" + "\n".join(lines)
+    return text

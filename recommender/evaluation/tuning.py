@@ -76,7 +76,7 @@ def reporting_factory(progress: FitProgress) -> EngineFactory:
         if key in last:
             return last[key]
         data = training_data(clean_anime(anime), clean_ratings(ratings))
-        algorithms = registry.enabled(params.use_models)
+        algorithms = registry.enabled(params.use_models, params.use_ranker)
         fitted: dict = {}
         for done, algorithm in enumerate(algorithms):
             progress(algorithm.label, done, len(algorithms))

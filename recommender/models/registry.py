@@ -23,6 +23,7 @@ from recommender.models.blend import Blend, BlendConfig
 from recommender.models.content import ContentConfig, ContentTfidf
 from recommender.models.ease import EASE, EASEConfig
 from recommender.models.mf import ALSFactorization, MFConfig
+from recommender.models.ranker import LearnedRanker, RankerConfig
 from recommender.models.user_knn import UserKNN, UserKNNConfig
 
 #: The request-time blend of a collaborative algorithm with content.
@@ -51,6 +52,9 @@ class Algorithm:
     similar_items: bool = False
     #: Slow to fit: fitted only when ``EngineParams.use_models`` is on.
     learned: bool = False
+    #: Fitted only when asked for (``EngineParams.use_ranker``): it costs more to fit
+    #: and to serve than it has been measured to gain (README "Evaluation").
+    opt_in: bool = False
     #: Shown in the dashboard's choices (a baseline like random is not).
     offered: bool = True
     #: Environment prefix of its settings: ANIREC_<ENV>_<FIELD>.
@@ -59,6 +63,9 @@ class Algorithm:
     #: the time spent (measured on the bundled data, 2 cores: EASE 38 s, ALS 21 s,
     #: content 12 s, user-user 2 s, the rest well under a second).
     fit_cost: float = 0.1
+    #: Algorithms its fit reads (their fit settings are part of its cache key); a
+    #: restored scorer gets them, fitted, through its ``bind(fitted)``.
+    depends: tuple[str, ...] = ()
 
     @property
     def persisted(self) -> bool:
@@ -86,6 +93,11 @@ ALGORITHMS: tuple[Algorithm, ...] = (
               fit_cost=38.0),
     Algorithm("blend", "Blend", BlendConfig,
               lambda config, fitted: Blend(fitted, config), learned=True, env="BLEND"),
+    Algorithm("ranker", "Learned ranker", RankerConfig,
+              lambda config, fitted: LearnedRanker(fitted, config),
+              restore=LearnedRanker.from_state, collaborative=True, learned=True,
+              env="RANKER", depends=("ease", "mf", "user-user", "content"), fit_cost=60.0,
+              opt_in=True),
 )
 
 _BY_NAME = {a.name: a for a in ALGORITHMS}
@@ -108,9 +120,10 @@ def default_configs() -> dict[str, Any]:
     return {a.name: a.config() for a in ALGORITHMS}
 
 
-def enabled(use_learned: bool) -> tuple[Algorithm, ...]:
+def enabled(use_learned: bool, use_opt_in: bool = False) -> tuple[Algorithm, ...]:
     """The algorithms an engine fits, in fitting order."""
-    return tuple(a for a in ALGORITHMS if use_learned or not a.learned)
+    return tuple(a for a in ALGORITHMS
+                 if (use_learned or not a.learned) and (use_opt_in or not a.opt_in))
 
 
 #: ``progress(label, done, share)``: about to fit the algorithm ``label``; ``done`` is the
@@ -119,6 +132,7 @@ FitProgress = Callable[[str, float, float], None]
 
 
 def fit_all(data: TrainingData, configs: Mapping[str, Any], *, use_learned: bool = True,
+            use_opt_in: bool = False,
             restored: Mapping[str, Scorer] | None = None,
             progress: FitProgress | None = None) -> dict[str, Scorer]:
     """Every enabled algorithm fitted on ``data`` with ``configs[name]``, in order.
@@ -128,13 +142,17 @@ def fit_all(data: TrainingData, configs: Mapping[str, Any], *, use_learned: bool
     """
     restored = dict(restored or {})
     fitted: dict[str, Scorer] = {}
-    to_fit = [a for a in enabled(use_learned) if a.name not in restored]
+    algorithms = enabled(use_learned, use_opt_in)
+    to_fit = [a for a in algorithms if a.name not in restored]
     total = sum(a.fit_cost for a in to_fit) or 1.0
-    first_start = sum(a.fit_cost for a in enabled(use_learned))
+    first_start = sum(a.fit_cost for a in algorithms)
     done = 0.0
-    for algorithm in enabled(use_learned):
+    for algorithm in algorithms:
         if algorithm.name in restored:
-            fitted[algorithm.name] = restored[algorithm.name]
+            scorer = restored[algorithm.name]
+            if algorithm.depends:
+                scorer = scorer.bind(fitted)  # type: ignore[attr-defined]
+            fitted[algorithm.name] = scorer
             continue
         # Models that fit in milliseconds (popularity, a blend) are not worth a message.
         if progress is not None and algorithm.fit_cost >= 1.0:

@@ -72,6 +72,7 @@ def build_parts(data: TrainingData, params: EngineParams, *,
     over ``data.anime``. ``progress`` hears of each model before it is fitted.
     """
     models = registry.fit_all(data, params.models, use_learned=params.use_models,
+                              use_opt_in=params.use_ranker,
                               restored=restored, progress=progress)
     knn = models["user-user"]
     if not isinstance(knn, UserKNN):

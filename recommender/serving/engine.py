@@ -36,12 +36,13 @@ from recommender.core.validate import choice, parse_id, unit_weight
 from recommender.data.catalog import clean_anime, clean_ratings
 from recommender.errors import InvalidParameterError, UnknownAnimeError
 from recommender.models import registry
+from recommender.models.franchise import franchise_groups
 from recommender.models.registry import HYBRID
 from recommender.models.user_knn import UserKNN
 from recommender.serving import requests
 from recommender.serving.build import EngineParts, build_parts, training_data
-from recommender.serving.frames import ResultFrames
-from recommender.serving.ranking import ADULT_GENRE, Ranker, genre_vectors
+from recommender.serving.frames import ResultFrames, group_franchises
+from recommender.serving.ranking import ADULT_GENRE, Ranker, diversity_vectors, franchise_runs
 from recommender.serving.search import TitleSearch
 from recommender.serving.users import UserStore, grown
 
@@ -80,8 +81,9 @@ class RecommenderEngine:
         tie_break = self._models["popularity"].score(
             UserProfile(np.empty(0, np.int64), np.empty(0, np.float32)),
             Context(parts.snapshot)).values
+        self._franchise = franchise_groups(anime)
         self._ranker = Ranker(self._models, tie_break, adult, parts.params.include_adult,
-                              genre_vectors(anime))
+                              diversity_vectors(anime, self._franchise))
         self._frames = ResultFrames(anime, self._models)
         self.build_info: dict = dict(parts.info)
 
@@ -197,6 +199,21 @@ class RecommenderEngine:
         return self._ranker.collaborative
 
     @property
+    def default_algorithm(self) -> str:
+        """The algorithm ``recommend`` uses when none is named (``params.default_algorithm``).
+
+        When that model is not fitted (``use_models`` off), the hybrid.
+        """
+        wanted = self.params.default_algorithm
+        return wanted if wanted in self.algorithms else HYBRID
+
+    @property
+    def default_collaborative(self) -> str:
+        """The hybrid's collaborative part when none is named (user-user if not fitted)."""
+        wanted = self.params.hybrid_collaborative
+        return wanted if wanted in self.collaborative_algorithms else "user-user"
+
+    @property
     def similar_models(self) -> tuple[str, ...]:
         """Models accepted by ``similar_anime(model=...)``."""
         return tuple(n for n in self._models if registry.get(n).similar_items)
@@ -266,9 +283,9 @@ class RecommenderEngine:
 
     # ------------------------------------------------------------------ recommend
     @timed("recommend")
-    def recommend(self, user_id: int | None = None, *, liked=None, algorithm: str = HYBRID,
+    def recommend(self, user_id: int | None = None, *, liked=None, algorithm: str | None = None,
                   weight: float | None = None, n: int = 10, k: int | None = None,
-                  collaborative: str = "user-user", exclude: Iterable[int] = (),
+                  collaborative: str | None = None, exclude: Iterable[int] = (),
                   diversity: float = 0.0) -> pd.DataFrame:
         """Top-``n`` anime for a known user or a what-if list, best first.
 
@@ -277,26 +294,34 @@ class RecommenderEngine:
         user_id : a known user, or None with ``liked``.
         liked : ``{anime_id: rating or None}`` or a list of anime ids (no rating = liked).
         algorithm : "hybrid" or any of :attr:`algorithms` ("user-user", "content",
-            "popularity", "mf", "ease", "blend", "random").
+            "popularity", "mf", "ease", "blend", "ranker", "random"); default
+            :attr:`default_algorithm` (the best setting on validation).
         weight : share of the collaborative score in the hybrid, in [0, 1]
             (default: the engine's ``hybrid_weight``).
         n : how many anime (1..500). k : neighbours for user-user (1..500).
-        collaborative : the hybrid's collaborative part (see ``collaborative_algorithms``).
+        collaborative : the hybrid's collaborative part (see ``collaborative_algorithms``);
+            default :attr:`default_collaborative`.
         exclude : anime ids never to return (e.g. already listed elsewhere).
         diversity : in [0, 1]; above 0 the list is re-ranked by maximal marginal
-            relevance over genres (0 = the plain ranking, 1 = as varied as possible).
+            relevance over genres and franchises (0 = the plain ranking, 1 = as varied
+            as possible).
 
         Returns
         -------
         DataFrame with ``rank``, ``anime_id``, ``name``, ``score`` (higher is
         better; comparable only within one call), ``source`` (the algorithm that
         placed the row), ``reason``, catalogue columns and per-algorithm
-        explanation columns. ``attrs`` holds ``method`` (what was used),
+        explanation columns, and ``franchise`` (a title-based series number, -1 =
+        none), ``franchise_lead`` (first of its franchise in this list) and
+        ``franchise_more`` (how many later rows belong to it; see
+        :meth:`group_franchises`). ``attrs`` holds ``method`` (what was used),
         ``requested``, ``fallback``, ``unknown_ids``, ``weight`` and ``diversity``.
         """
         snapshot = self._snapshot  # the one snapshot this request reads
         n = requests.count(n, "n", MAX_N)
         k = None if k is None else requests.count(k, "k", MAX_K)
+        algorithm = self.default_algorithm if algorithm is None else algorithm
+        collaborative = self.default_collaborative if collaborative is None else collaborative
         weight = self.params.hybrid_weight if weight is None else unit_weight(weight)
         diversity = unit_weight(diversity, "diversity")
         choice(algorithm, "algorithm", self.algorithms)
@@ -312,11 +337,19 @@ class RecommenderEngine:
         items, source = self._ranker.top_diverse(chain, n, allowed, diversity)
         with PROFILER.stage("explain"):
             frame = self._frames.recommendations(profile, items, source, chain, parts, algorithm)
+        lead, more = franchise_runs(items, self._franchise)
+        frame["franchise"] = self._franchise[items]
+        frame["franchise_lead"] = lead
+        frame["franchise_more"] = more
         frame.attrs.update({"method": method, "requested": algorithm,
                             "fallback": method != algorithm, "unknown_ids": unknown,
                             "weight": weight if algorithm == HYBRID else None,
                             "diversity": diversity})
         return frame
+
+    #: A :meth:`recommend` result with each franchise folded into its first row
+    #: (see :func:`recommender.serving.frames.group_franchises`).
+    group_franchises = staticmethod(group_franchises)
 
     # ------------------------------------------------------------------ neighbours
     @timed("neighbours")

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from recommender.core.types import Explanation, Scorer, Scores, Snapshot, UserProfile
+from recommender.errors import InvalidParameterError
 from recommender.models.registry import HYBRID
 from recommender.models.user_knn import Neighbours
 from recommender.serving.search import SearchHits
@@ -147,3 +148,35 @@ class ResultFrames:
         frame.insert(2, "rating", profile.ratings.astype(np.int16))
         return frame.sort_values(["rating", "members"], ascending=False,
                                  kind="stable").reset_index(drop=True)
+
+
+def group_franchises(frame: pd.DataFrame) -> pd.DataFrame:
+    """A :meth:`recommend` result with each franchise folded into its first row.
+
+    Keeps the rows that lead their franchise, in order, and adds ``also_ids``
+    and ``also_names`` (the later rows of the same franchise) and ``grouped``
+    (e.g. "3 more of Gintama", "" for none), so a card can stand for a series.
+    """
+    if "franchise" not in frame:
+        raise InvalidParameterError("group_franchises needs a frame from recommend()")
+    also_ids: dict[int, list[int]] = {}
+    also_names: dict[int, list[str]] = {}
+    first: dict[int, int] = {}
+    for row, (group, anime_id, name) in enumerate(
+            zip(frame["franchise"], frame["anime_id"], frame["name"])):
+        key = int(group)
+        if key >= 0 and key in first:
+            also_ids[first[key]].append(int(anime_id))
+            also_names[first[key]].append(str(name))
+            continue
+        if key >= 0:
+            first[key] = row
+        also_ids[row], also_names[row] = [], []
+    out = frame.iloc[sorted(also_ids)].reset_index(drop=True)
+    rows = sorted(also_ids)
+    out["also_ids"] = [also_ids[r] for r in rows]
+    out["also_names"] = [also_names[r] for r in rows]
+    out["grouped"] = [f"{len(also_ids[r])} more of {frame['name'].iloc[r]}"
+                      if also_ids[r] else "" for r in rows]
+    out.attrs = dict(frame.attrs)
+    return out

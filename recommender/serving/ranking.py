@@ -27,6 +27,8 @@ from recommender.models.registry import HYBRID
 ADULT_GENRE = "Hentai"
 #: Candidates a diversified list is chosen from, per requested row (and at least 50).
 DIVERSITY_POOL = 3
+#: Weight of "same franchise" against genre cosine in the similarity MMR penalises.
+FRANCHISE_SHARE = 0.5
 
 
 def genre_vectors(anime: pd.DataFrame) -> sp.csr_matrix:
@@ -39,6 +41,43 @@ def genre_vectors(anime: pd.DataFrame) -> sp.csr_matrix:
     matrix = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)),
                            shape=(len(sets), max(len(names), 1)))
     return normalize(matrix).astype(np.float32)
+
+
+def diversity_vectors(anime: pd.DataFrame, franchise: np.ndarray,
+                      franchise_share: float = FRANCHISE_SHARE) -> sp.csr_matrix:
+    """Items x (genres + franchises): dot products are the similarity MMR penalises.
+
+    ``franchise_share * same_franchise + (1 - franchise_share) * genre_cosine``:
+    a second season of a show already listed is as near as a title can be.
+    """
+    genres = genre_vectors(anime)
+    n = genres.shape[0]
+    member = franchise >= 0
+    codes, inverse = np.unique(franchise[member], return_inverse=True)
+    same = sp.csr_matrix((np.ones(int(member.sum()), np.float32),
+                          (np.flatnonzero(member), inverse)), shape=(n, max(len(codes), 1)))
+    return sp.hstack([np.sqrt(1.0 - franchise_share) * genres,
+                      np.sqrt(franchise_share) * same]).tocsr().astype(np.float32)
+
+
+def franchise_runs(items: np.ndarray, franchise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per listed item: is it the first of its franchise in the list, and how many follow.
+
+    Titles with no franchise lead themselves with 0 following.
+    """
+    groups = franchise[np.asarray(items, dtype=np.int64)]
+    lead = np.ones(len(groups), dtype=bool)
+    more = np.zeros(len(groups), dtype=np.int64)
+    first: dict[int, int] = {}
+    for row, group in enumerate(groups):
+        if group < 0:
+            continue
+        if int(group) in first:
+            lead[row] = False
+            more[first[int(group)]] += 1
+        else:
+            first[int(group)] = row
+    return lead, more
 
 
 def maximal_marginal_relevance(relevance: np.ndarray, vectors: sp.csr_matrix, n: int,
@@ -155,7 +194,7 @@ class Ranker:
 
     def top_diverse(self, chain: list[Scores], n: int, allowed: np.ndarray,
                     diversity: float) -> tuple[np.ndarray, list[int]]:
-        """:meth:`top`, then re-ranked by maximal marginal relevance over genres.
+        """:meth:`top`, then re-ranked by maximal marginal relevance over genres and franchises.
 
         The ``n`` rows are picked from the best ``DIVERSITY_POOL * n`` (at least
         50) of the fallback order, whose rank is the relevance; ``diversity=0``

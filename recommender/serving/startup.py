@@ -197,7 +197,7 @@ def _from_cache(cache: ModelCache, data: TrainingData, params: EngineParams,
     restored: dict[str, Scorer] = {}
     problems = []
     with PROFILER.stage("models load"):
-        for algorithm in registry.enabled(params.use_models):
+        for algorithm in registry.enabled(params.use_models, params.use_ranker):
             if not algorithm.persisted:
                 continue
             name = algorithm.name
