@@ -129,7 +129,8 @@ def test_a_read_only_database_refuses_writes_plainly(sqlite_db, tmp_path):
     assert len(engine.user_ids()) == users
     anime, ratings = two_taste_groups()
     with pytest.raises(DatabaseError) as err:
-        ingest(engine.database, *write_csvs(tmp_path, anime, ratings.drop_duplicates("anime_id").assign(user_id=900)))
+        one_user = ratings.drop_duplicates("anime_id").assign(user_id=900)
+        ingest(engine.database, *write_csvs(tmp_path, anime, one_user))
     _check(err.value)
 
 
