@@ -85,7 +85,7 @@ class UserKNNConfig:
     #: Share of the ratings read per query when ``posting_budget`` is automatic. The
     #: overlap that decides exact cosine grows with the data, so a fixed budget loses
     #: recall as users are added (README, "Performance").
-    posting_share: float = query_field(0.04)
+    posting_share: float = query_field(0.06)
     #: Smallest automatic budget (small data: reading a few more postings is cheap).
     posting_floor: int = query_field(100_000)
     random_state: int = 0
