@@ -1,4 +1,4 @@
-"""Neighbour recall and latency over inverted-index budgets and ANN candidate counts.
+"""Neighbour recall and latency over inverted-index budgets and candidate counts.
 
 Runs against the engine of DATABASE_URL / ANIREC_CACHE_DIR (start it once first, e.g.
 ``python -m recommender build-index``) and prints, for a sample of users:
@@ -26,6 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recommender import RecommenderEngine  # noqa: E402
+from recommender.models.postings import row_dots  # noqa: E402
 
 
 def _ms(samples: list[float], q: float = 50) -> float:
@@ -36,6 +37,7 @@ def step_times(engine: RecommenderEngine, rows: np.ndarray) -> dict[str, float]:
     """Median milliseconds of each step of the ANN path (as UserKNN.neighbours runs it)."""
     knn, rows_of = engine.knn, engine.snapshot.rows
     want = knn.config.n_candidates + 1
+    n_ann = knn.config.ann_candidates + 1
     steps: dict[str, list[float]] = {}
 
     def clock(name: str, start: float) -> float:
@@ -44,18 +46,20 @@ def step_times(engine: RecommenderEngine, rows: np.ndarray) -> dict[str, float]:
         return now
 
     for user in rows:
-        row, vector = rows_of.similarity[user], rows_of.vectors[user]
-        if row.nnz == 0:
+        start, end = rows_of.similarity.indptr[user], rows_of.similarity.indptr[user + 1]
+        items, values = rows_of.similarity.indices[start:end], rows_of.similarity.data[start:end]
+        vector = rows_of.vectors[user]
+        if end == start:
             continue
         t = time.perf_counter()
-        candidates, _ = knn.index_.query(vector, want, ef=knn.config.ef)
+        candidates, _ = knn.index_.query(vector, n_ann, ef=knn.config.ef)
         t = clock("hnswlib query", t)
-        postings = knn._posting_candidates(row, want)
+        postings = knn.posting_candidates(rows_of, items, values, want)
         t = clock("inverted-index candidates", t)
         union = np.union1d(candidates, postings)
-        dense = np.zeros(row.shape[1], dtype=np.float32)
-        dense[row.indices] = row.data
-        _sims = rows_of.similarity[union] @ dense
+        dense = np.zeros(rows_of.similarity.shape[1], dtype=np.float32)
+        dense[items] = values
+        _sims = row_dots(rows_of.similarity, union, dense)
         clock("union + exact re-rank", t)
     return {name: _ms(values) for name, values in steps.items()}
 
@@ -64,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("-k", type=int, default=20)
-    parser.add_argument("--budgets", default="0,50000,100000,200000")
-    parser.add_argument("--candidates", default="100,200,400")
+    parser.add_argument("--budgets", default="-1,0,100000,200000",
+                        help="posting budgets; -1 is the automatic share of the ratings")
+    parser.add_argument("--candidates", default="150,250,400")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -75,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = rng.choice(snapshot.n_users, min(args.users, snapshot.n_users), replace=False)
     profiles = [engine.profile(int(engine.user_ids()[r])) for r in rows]
     print(f"{snapshot.n_users:,} users; dim={knn.components_.shape[0]}, engine "
-          f"posting_budget={knn.config.posting_budget}, n_candidates={knn.config.n_candidates}")
+          f"posting_budget={knn.posting_budget(snapshot.rows.postings.nnz)}, "
+          f"n_candidates={knn.config.n_candidates}, ann_candidates={knn.config.ann_candidates}")
 
     exact, exact_times = {}, []
     for profile in profiles:

@@ -57,7 +57,8 @@ def test_round_trip_gives_the_same_model(saved):
     manifest = json.loads(cache.manifest_path.read_text())
     assert set(manifest["models"]["user-user"]["files"]) == {"index", "components"}
     assert set(manifest["models"]["rows"]["files"]) == {
-        "similarity_indptr", "similarity_indices", "similarity_data", "vectors"}
+        "similarity_indptr", "similarity_indices", "similarity_data", "vectors",
+        "postings_indptr", "postings_indices", "postings_data"}
     assert set(manifest["models"]["data"]["files"]) == {
         "user_ids", "anime_ids", "indptr", "indices", "data"}
     # Restored similarity rows are the fitted ones, entry for entry.

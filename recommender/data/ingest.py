@@ -1,17 +1,18 @@
 """Ingest the Kaggle CSVs (``anime.csv``, ``rating.csv``, also gzipped) into the database.
 
-Two passes over the ratings file, both streaming in chunks so memory stays
-bounded (the largest thing kept is one int64 key per row, for the duplicate
-check: 62 MB for the full 7.8M-row file):
+One pass over the ratings file, streaming in chunks, then one write:
 
 1. validate every row and write nothing; the first problem raises
    :class:`DataFormatError` naming the file, the 1-based line (the header is
-   line 1) and what is wrong;
-2. insert, in ONE transaction, skipping pairs the database already has.
+   line 1) and what is wrong. The checked columns are kept (10 bytes a row,
+   plus one int64 key per row for the duplicate check: 140 MB for the full
+   7.8M-row file);
+2. insert them, in ONE transaction, skipping pairs the database already has.
 
 So a bad file leaves the database exactly as it was, and running an ingest
 twice adds nothing the second time. Inserts are Core ``insert()`` executemany
-(SQLite) or ``COPY`` into a temporary table (PostgreSQL), never ORM objects.
+(SQLite) or binary ``COPY`` (PostgreSQL, :mod:`recommender.data.pg_bulk`),
+never ORM objects.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from tqdm.auto import tqdm
 
 from recommender.data import database as db
+from recommender.data import pg_bulk
 from recommender.data.catalog import CATALOGUE_COLUMNS, RATING_COLUMNS, clean_anime, read_anime_csv
 from recommender.data.checks import (
     MAX_ID,
@@ -139,28 +141,51 @@ def _check_ratings_chunk(path: Path, first_line: int, chunk: pd.DataFrame,
     return users, anime, rating.astype(np.int16)
 
 
-def validate_ratings(path: str | Path, known_anime: np.ndarray, *,
-                     app_users: np.ndarray | None = None, chunk_rows: int = CHUNK_ROWS,
-                     progress: bool = False) -> int:
-    """Check every line of a ratings file without writing; returns the number of rows.
+@dataclass(frozen=True, eq=False)
+class ValidRatings:
+    """The rows of a ratings file that passed every check, in file order."""
+
+    user_id: np.ndarray   # int32
+    anime_id: np.ndarray  # int32
+    rating: np.ndarray    # int16
+
+    def __len__(self) -> int:
+        return len(self.user_id)
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.user_id, self.anime_id, self.rating
+
+
+def read_valid_ratings(path: str | Path, known_anime: np.ndarray, *,
+                       app_users: np.ndarray | None = None, chunk_rows: int = CHUNK_ROWS,
+                       progress: bool = False) -> ValidRatings:
+    """Check every line of a ratings file without writing; returns its typed columns.
 
     ``known_anime`` are the anime ids ratings may refer to. Raises
     :class:`DataFormatError` for the first problem: a missing column, a
     non-integer value, a rating outside -1..10, an unknown anime id, or a
-    (user, anime) pair listed twice.
+    (user, anime) pair listed twice. The columns are kept (10 bytes a row) so
+    the insert does not parse the file a second time.
     """
     path = Path(path)
     known_anime = np.unique(np.asarray(known_anime, dtype=np.int64))
     app_users = np.asarray(app_users if app_users is not None else [], dtype=np.int64)
-    keys: list[np.ndarray] = []
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     with tqdm(desc=f"check {path.name}", unit="rows", disable=not progress,
               unit_scale=True) as bar:
         for first_line, chunk in _rating_chunks(path, chunk_rows):
-            users, anime, _ = _check_ratings_chunk(path, first_line, chunk, known_anime,
-                                                   app_users)
-            keys.append(users * KEY_STRIDE + anime)
+            users, anime, rating = _check_ratings_chunk(path, first_line, chunk, known_anime,
+                                                        app_users)
+            # Ids are checked to be below 2**31, so int32 holds them.
+            parts.append((users.astype(np.int32), anime.astype(np.int32), rating))
             bar.update(len(chunk))
-    allkeys = np.concatenate(keys) if keys else np.empty(0, np.int64)
+    if parts:
+        valid = ValidRatings(*(np.concatenate(column) for column in zip(*parts)))
+    else:
+        valid = ValidRatings(np.empty(0, np.int32), np.empty(0, np.int32),
+                             np.empty(0, np.int16))
+    del parts
+    allkeys = valid.user_id.astype(np.int64) * KEY_STRIDE + valid.anime_id
     order = np.argsort(allkeys, kind="stable")
     ordered = allkeys[order]
     same = np.flatnonzero(ordered[1:] == ordered[:-1])
@@ -173,7 +198,18 @@ def validate_ratings(path: str | Path, known_anime: np.ndarray, *,
             f"{path}: line {row + 2}: duplicate pair user_id {key // KEY_STRIDE}, anime_id "
             f"{key % KEY_STRIDE} (first on line {first_row + 2})"
         )
-    return len(allkeys)
+    return valid
+
+
+def validate_ratings(path: str | Path, known_anime: np.ndarray, *,
+                     app_users: np.ndarray | None = None, chunk_rows: int = CHUNK_ROWS,
+                     progress: bool = False) -> int:
+    """Check every line of a ratings file without writing; returns the number of rows.
+
+    See :func:`read_valid_ratings` for the checks.
+    """
+    return len(read_valid_ratings(path, known_anime, app_users=app_users,
+                                  chunk_rows=chunk_rows, progress=progress))
 
 
 # --------------------------------------------------------------------------- writing
@@ -203,48 +239,30 @@ def _insert_users(conn: sa.Connection, user_ids: np.ndarray, now: datetime) -> N
         conn.execute(_insert(conn, User), records)
 
 
-def _insert_ratings_sqlite(conn: sa.Connection, path: Path, chunk_rows: int,
-                           advance: Callable[[int], None],
-                           known: np.ndarray, now: datetime) -> None:
+def _insert_ratings_sqlite(conn: sa.Connection, valid: ValidRatings, chunk_rows: int,
+                           advance: Callable[[int], None], now: datetime) -> None:
     # The compiled Core statement, run as a plain DB-API executemany over tuples:
     # building a dict per row would cost several times the insert itself.
     sql = str(_insert(conn, Rating).compile(dialect=conn.dialect))
-    for first_line, chunk in _rating_chunks(path, chunk_rows):
-        users, anime, rating = _check_ratings_chunk(path, first_line, chunk, known,
-                                                    np.empty(0, np.int64))
-        if not len(users):  # executemany with no rows is an error on SQLite
-            continue
-        _insert_users(conn, users, now)
+    _insert_users(conn, valid.user_id, now)
+    for start in range(0, len(valid), chunk_rows):
+        part = slice(start, start + chunk_rows)
+        users, anime, rating = (column[part] for column in valid.columns())
         conn.exec_driver_sql(sql, list(zip(users.tolist(), anime.tolist(), rating.tolist())))
-        advance(len(chunk))
+        advance(len(users))
 
 
-def _insert_ratings_postgres(conn: sa.Connection, path: Path, chunk_rows: int,
-                             advance: Callable[[int], None],
-                             known: np.ndarray, now: datetime) -> None:
-    # COPY into a temporary table, then one INSERT ... SELECT that skips pairs
-    # already present: several times faster than executemany.
-    conn.exec_driver_sql(
-        "CREATE TEMPORARY TABLE ratings_in (user_id integer, anime_id integer, "
-        "rating smallint) ON COMMIT DROP"
-    )
-    cursor = conn.connection.driver_connection.cursor()
-    with cursor.copy("COPY ratings_in (user_id, anime_id, rating) FROM STDIN") as copy:
-        for first_line, chunk in _rating_chunks(path, chunk_rows):
-            users, anime, rating = _check_ratings_chunk(path, first_line, chunk, known,
-                                                        np.empty(0, np.int64))
-            buffer = io.StringIO()
-            pd.DataFrame({"u": users, "a": anime, "r": rating}).to_csv(
-                buffer, sep="\t", header=False, index=False)
-            copy.write(buffer.getvalue())
-            advance(len(chunk))
-    conn.exec_driver_sql(
-        "INSERT INTO users (user_id, source, created_at) "
-        "SELECT DISTINCT user_id, 'dataset', %(now)s FROM ratings_in "
-        "ON CONFLICT DO NOTHING", {"now": now})
-    conn.exec_driver_sql(
-        "INSERT INTO ratings (user_id, anime_id, rating) "
-        "SELECT user_id, anime_id, rating FROM ratings_in ON CONFLICT DO NOTHING")
+def _insert_ratings_postgres(conn: sa.Connection, valid: ValidRatings, chunk_rows: int,
+                             advance: Callable[[int], None], now: datetime,
+                             maybe_empty: bool) -> None:
+    # Binary COPY straight into an empty table with its keys rebuilt after, or
+    # through a staging table otherwise (see recommender.data.pg_bulk).
+    pg_bulk.insert_users(conn, np.unique(valid.user_id), now)
+    if maybe_empty and pg_bulk.is_empty_locked(conn, Rating.__tablename__):
+        pg_bulk.load_into_empty(conn, Rating.__tablename__, valid.columns(), chunk_rows,
+                                advance)
+    else:
+        pg_bulk.merge_into(conn, Rating.__tablename__, valid.columns(), chunk_rows, advance)
 
 
 def ingest(engine: sa.Engine, anime: str | Path | pd.DataFrame | None = None,
@@ -274,11 +292,12 @@ def ingest(engine: sa.Engine, anime: str | Path | pd.DataFrame | None = None,
             sa.select(User.user_id).where(User.source == "app")).scalars().all(), np.int64)
     if catalogue is not None:
         known = np.union1d(known, catalogue["anime_id"].to_numpy(np.int64))
-    n_rows = 0
+    n_rows, valid = 0, None
     if ratings is not None:
         ratings = Path(ratings)
-        n_rows = validate_ratings(ratings, known, app_users=app_users, chunk_rows=chunk_rows,
-                                  progress=progress)
+        valid = read_valid_ratings(ratings, known, app_users=app_users, chunk_rows=chunk_rows,
+                                   progress=progress)
+        n_rows = len(valid)
     now = datetime.now(UTC)
     with db.guard(engine, "nothing was ingested"), write_transaction(engine) as conn:
         if conn.dialect.name == "postgresql":
@@ -286,8 +305,7 @@ def ingest(engine: sa.Engine, anime: str | Path | pd.DataFrame | None = None,
             conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
         if catalogue is not None:
             _insert_anime(conn, catalogue)
-        if ratings is not None:
-            known = np.unique(known)
+        if valid is not None:
             with tqdm(total=n_rows, desc=f"insert {ratings.name}", unit="rows",
                       disable=not progress, unit_scale=True) as bar:
 
@@ -296,9 +314,11 @@ def ingest(engine: sa.Engine, anime: str | Path | pd.DataFrame | None = None,
                     if on_progress is not None:
                         on_progress(min(1.0, bar.n / max(n_rows, 1)))
 
-                insert = (_insert_ratings_postgres if conn.dialect.name == "postgresql"
-                          else _insert_ratings_sqlite)
-                insert(conn, ratings, chunk_rows, advance, known, now)
+                if conn.dialect.name == "postgresql":
+                    _insert_ratings_postgres(conn, valid, chunk_rows, advance, now,
+                                             maybe_empty=before["ratings"] == 0)
+                else:
+                    _insert_ratings_sqlite(conn, valid, chunk_rows, advance, now)
         set_meta(conn, "last_ingest", json.dumps({
             "at": now.isoformat(), "anime": None if anime is None else str(
                 "<frame>" if isinstance(anime, pd.DataFrame) else anime),

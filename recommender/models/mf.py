@@ -149,8 +149,10 @@ class ALSFactorization:
         """A fitted scorer from :meth:`state_dict` output, without training."""
         scorer = cls(config)
         model = scorer._model()
-        model.user_factors = np.ascontiguousarray(state["user_factors"], dtype=np.float32)
-        model.item_factors = np.ascontiguousarray(state["item_factors"], dtype=np.float32)
+        # Copies: implicit's compiled fold-in takes writable buffers only, and the
+        # cache hands out read-only mapped arrays.
+        model.user_factors = np.array(state["user_factors"], dtype=np.float32, order="C")
+        model.item_factors = np.array(state["item_factors"], dtype=np.float32, order="C")
         if model.item_factors.shape != (data.ratings.shape[1], scorer.config.factors):
             raise ValueError("item factors do not match the catalogue")
         scorer._adopt(model, data.anime["name"].to_numpy())

@@ -40,6 +40,7 @@ from recommender.core.types import (
     UserRows,
 )
 from recommender.models.ann_index import AnnIndex
+from recommender.models.postings import posting_scores, row_dots
 
 
 @dataclass(frozen=True)
@@ -50,13 +51,16 @@ class UserKNNConfig:
     n_neighbours: int = query_field(200)
     #: TruncatedSVD dimensions of the compact vectors in the hnswlib index.
     dim: int = 32
-    #: ANN candidates re-ranked by exact cosine per query.
-    n_candidates: int = query_field(400)
+    #: Inverted-index candidates re-ranked by exact cosine per query.
+    n_candidates: int = query_field(250)
+    #: hnswlib candidates re-ranked with them: few, for neighbours who share only
+    #: popular anime (the inverted index finds the rest, README "Performance").
+    ann_candidates: int = query_field(30)
     #: hnswlib graph degree and build width.
     m: int = 16
     ef_construction: int = 100
-    #: hnswlib search width (it searches max(ef, candidates + 1) wide).
-    ef: int = query_field(300)
+    #: hnswlib search width (it searches max(ef, ann_candidates + 1) wide).
+    ef: int = query_field(50)
     #: A neighbour's rating at or above this is a like.
     like_threshold: float = query_field(LIKE_RATING)
     #: Vote of a neighbour's -1 (watched, not rated), as a fraction of a 10.
@@ -74,8 +78,16 @@ class UserKNNConfig:
     svd_n_iter: int = 2
     #: Threads for the hnswlib build (queries use one each).
     index_threads: int = query_field(2)
-    #: Rating entries read from the inverted index per query (0 turns it off).
-    posting_budget: int = query_field(200_000)
+    #: Rating entries read from the inverted index per query: -1 (automatic) reads
+    #: ``posting_share`` of all ratings, at least ``posting_floor``; 0 turns it off;
+    #: a positive number is a fixed budget.
+    posting_budget: int = query_field(-1)
+    #: Share of the ratings read per query when ``posting_budget`` is automatic. The
+    #: overlap that decides exact cosine grows with the data, so a fixed budget loses
+    #: recall as users are added (README, "Performance").
+    posting_share: float = query_field(0.06)
+    #: Smallest automatic budget (small data: reading a few more postings is cheap).
+    posting_floor: int = query_field(100_000)
     random_state: int = 0
 
 
@@ -212,12 +224,19 @@ class UserKNN:
 
     # -- neighbours -------------------------------------------------------------------
     def _query_row(self, profile: UserProfile,
-                   snapshot: Snapshot) -> tuple[sp.csr_matrix, np.ndarray]:
+                   snapshot: Snapshot) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The query's similarity row as (anime positions, values) and its compact vector.
+
+        A known user's row is read straight from the CSR arrays: scipy's row
+        slicing builds a matrix object and cost a tenth of the whole ANN query.
+        """
         rows = snapshot.rows
         if profile.user_idx is not None and profile.user_idx < snapshot.n_users:
-            return rows.similarity[profile.user_idx], rows.vectors[profile.user_idx]
+            sim = rows.similarity
+            start, end = sim.indptr[profile.user_idx], sim.indptr[profile.user_idx + 1]
+            return sim.indices[start:end], sim.data[start:end], rows.vectors[profile.user_idx]
         row = self._similarity(profile.row(snapshot.data.ratings.shape[1]))
-        return row, self.project(row)[0]
+        return row.indices, row.data, self.project(row)[0]
 
     def neighbours(self, profile: UserProfile, snapshot: Snapshot, k: int | None = None, *,
                   exact: bool = False, n_candidates: int | None = None,
@@ -226,29 +245,32 @@ class UserKNN:
 
         ``exact=True`` scans every user (brute force on the sparse rows) instead of
         re-ranking ANN candidates; it is the reference the ANN is measured against.
-        ``n_candidates`` and ``ef`` override the config for this call.
+        ``n_candidates`` (both candidate counts) and ``ef`` override the config
+        for this call.
         """
         c = self.config
         k = c.n_neighbours if k is None else int(k)
         rows = snapshot.rows
-        row, vector = self._query_row(profile, snapshot)
-        if row.nnz == 0:
+        items, values, vector = self._query_row(profile, snapshot)
+        if len(items) == 0:
             return Neighbours(np.empty(0, np.int64), np.empty(0, np.float32))
         # The query as a dense vector: sparse-matrix x dense-vector is one fast
         # C loop, where sparse x sparse builds a sparse result first.
-        dense = np.zeros(row.shape[1], dtype=np.float32)
-        dense[row.indices] = row.data
+        dense = np.zeros(rows.similarity.shape[1], dtype=np.float32)
+        dense[items] = values
         if exact:
             # Brute force over the matrix as it is (no row copy): the fair baseline.
             sims = rows.similarity @ dense
             candidates = np.arange(snapshot.n_users)
         else:
             want = max(k, c.n_candidates if n_candidates is None else n_candidates) + 1
-            candidates, _ = self.index_.query(vector, want, ef=c.ef if ef is None else ef)
-            candidates = np.union1d(candidates, self.posting_candidates(rows, row, want))
+            n_ann = c.ann_candidates if n_candidates is None else n_candidates
+            candidates, _ = self.index_.query(vector, n_ann + 1, ef=c.ef if ef is None else ef)
+            candidates = np.union1d(candidates,
+                                    self.posting_candidates(rows, items, values, want))
             # Labels added after this snapshot was published are not in it.
             candidates = candidates[candidates < snapshot.n_users]
-            sims = rows.similarity[candidates] @ dense
+            sims = row_dots(rows.similarity, candidates, dense)
         if profile.user_idx is not None:
             sims = np.where(candidates == profile.user_idx, 0.0, sims)
         keep = sims > 1e-9
@@ -259,32 +281,35 @@ class UserKNN:
         order = np.lexsort((candidates, -sims))
         return Neighbours(candidates[order].astype(np.int64), sims[order])
 
-    def posting_candidates(self, rows: UserRows, row: sp.csr_matrix, want: int) -> np.ndarray:
+    def posting_budget(self, n_ratings: int) -> int:
+        """Postings read per query over ``n_ratings`` ratings (0: the inverted index is off)."""
+        c = self.config
+        if c.posting_budget >= 0:
+            return int(c.posting_budget)
+        return max(int(c.posting_floor), int(c.posting_share * n_ratings))
+
+    def posting_candidates(self, rows: UserRows, items: np.ndarray, values: np.ndarray,
+                           want: int) -> np.ndarray:
         """Users with the largest partial cosine over the query's rarest anime.
+
+        ``items`` and ``values`` are the query's similarity row (anime positions
+        and normalised values).
 
         Compact SVD vectors capture taste in popular anime but blur the overlap
         on rare titles that dominates exact cosine for light users (at 73k users,
         ANN candidates alone reached recall@20 of only 0.55-0.80). The inverted
         index reads the rarest anime first, whose posting lists are short, until
-        ``posting_budget`` entries are read.
+        the budget (:meth:`posting_budget`) is spent; the loop is compiled
+        (:mod:`recommender.models.postings`).
         """
         postings = rows.postings
-        if self.config.posting_budget <= 0 or row.nnz == 0:
+        budget = self.posting_budget(postings.nnz)
+        if budget <= 0 or len(items) == 0:
             return np.empty(0, np.int64)
-        items = row.indices
-        starts, ends = postings.indptr[items], postings.indptr[items + 1]
-        order = np.argsort(ends - starts, kind="stable")
-        within = np.cumsum((ends - starts)[order]) <= self.config.posting_budget
-        within[0] = True  # always read at least the rarest anime
-        chosen = order[within]
-        users = np.concatenate([postings.indices[starts[j]:ends[j]] for j in chosen])
-        weights = np.concatenate([postings.data[starts[j]:ends[j]] * row.data[j]
-                                  for j in chosen])
-        partial = np.bincount(users, weights=weights, minlength=postings.shape[0])
-        hits = np.flatnonzero(partial > 0)
-        if len(hits) > want:
-            hits = hits[np.argpartition(-partial[hits], want - 1)[:want]]
-        return hits.astype(np.int64)
+        users, partial = posting_scores(postings, items, values, budget)
+        if len(users) > want:
+            users = users[np.argpartition(-partial, want - 1)[:want]]
+        return np.unique(users).astype(np.int64)
 
     # -- scoring ----------------------------------------------------------------------
     def score(self, profile: UserProfile, context: Context) -> Scores:

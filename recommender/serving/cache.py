@@ -26,6 +26,10 @@ matrix holds. When both still match the database, a warm start takes the
 matrix from here (:meth:`ModelCache.load_data`) and reads from the database
 only the catalogue and the users added since, instead of every rating.
 
+Arrays are opened read-only with ``mmap`` (processes serving one cache share
+the pages), and each file's checksum is verified once per file version, not
+at every start (:mod:`recommender.serving.verified`).
+
 Files are written to a temporary name and ``os.replace``d, manifest last, so a
 crash mid-save leaves either the old cache or a manifest whose checksums no
 longer match (rebuilt on the next start).
@@ -34,7 +38,6 @@ longer match (rebuilt on the next start).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
@@ -53,14 +56,13 @@ from recommender.core.matrix import IdIndex
 from recommender.core.types import Persistent, Snapshot, TrainingData, UserRows
 from recommender.errors import IndexCacheError
 from recommender.serving import manifest as schema
+from recommender.serving import verified
 from recommender.serving.manifest import FORMAT_VERSION, MANIFEST
 
 _log = logging.getLogger(__name__)
 
 DATA, ROWS, SEARCH = "data", "rows", "search"
 _CSR_PARTS = ("indptr", "indices", "data")
-#: Bytes read (and hashed) at a time when loading a file.
-_READ_BLOCK = 8 << 20
 #: Temp files of a killed save are removed by a later save once this old.
 STALE_TEMP_SECONDS = 600.0
 
@@ -110,21 +112,6 @@ def _prefetch_key(entry: dict) -> tuple:
     # The checksum is part of the key: a save by another process in between
     # must not hand back the previous file's array.
     return (str(entry.get("file")), entry.get("sha256"), entry.get("bytes"))
-
-
-def _array_from_buffer(buffer: np.ndarray) -> np.ndarray:
-    """The array of a ``.npy`` file's bytes, sharing them (no pickles, no copy)."""
-    head = io.BytesIO(buffer[:1 << 16].tobytes())
-    version = np.lib.format.read_magic(head)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(head)
-    else:
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(head)
-    if dtype.hasobject:
-        raise ValueError("object arrays are not accepted")
-    count = int(np.prod(shape, dtype=np.int64))
-    array = np.frombuffer(buffer, dtype=dtype, count=count, offset=head.tell())
-    return array.reshape(shape, order="F" if fortran else "C")
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -183,9 +170,11 @@ class ModelCache:
         return manifest["database"]["revision"] if manifest else None
 
     def prefetch(self, threads: int = 2) -> None:
-        """Start reading and checking every array file of the cache in the background.
+        """Start checking and mapping every array file of the cache in the background.
 
-        Reading and hashing release the GIL, so on a warm start this runs beside
+        A file whose version is stamped is only mapped; one that is not (the
+        first start after a copy) is hashed, which releases the GIL, so on a
+        warm start this runs beside
         the database reads and the title index build; :meth:`_load_array` then
         takes the result instead of reading the file itself. The matrix and the
         rows are queued first, since they are needed first.
@@ -221,6 +210,8 @@ class ModelCache:
             write(tmp_path)
             entry = {"file": name, "bytes": tmp_path.stat().st_size, "sha256": _sha256(tmp_path)}
             os.replace(tmp_path, self.directory / name)
+            # The rename changes the file's ctime, so the stamp is taken after it.
+            verified.stamp(self.directory / name, entry["sha256"])
         except BaseException:
             tmp_path.unlink(missing_ok=True)
             raise
@@ -270,12 +261,20 @@ class ModelCache:
         started = time.perf_counter()
         self.remove_stale_temporaries()
         data, rows = snapshot.data, snapshot.rows
+        # Users added since the fit are in the rows but not yet in the postings
+        # (UserKNN.grow); such postings are rebuilt on load instead of saved.
+        postings = (_csr_arrays(rows.postings, "postings_")
+                    if rows.postings.shape == rows.similarity.shape else {})
         entries = {
             DATA: self._write_entry(DATA, {"user_ids": data.users.ids,
                                            "anime_ids": data.items.ids,
                                            **_csr_arrays(data.ratings),
                                            "shape": list(data.ratings.shape)}),
             ROWS: self._write_entry(ROWS, {**_csr_arrays(rows.similarity, "similarity_"),
+                                           # The CSC is saved too: building it is
+                                           # seconds at scale, and a mapped copy
+                                           # is shared between processes.
+                                           **postings,
                                            "vectors": rows.vectors}),
         }
         if search is not None:
@@ -306,8 +305,9 @@ class ModelCache:
         return path
 
     def _verified(self, entry: dict) -> Path:
+        """The file's path once its size and checksum (hashed once per version) are checked."""
         path = self._checked_size(entry)
-        if _sha256(path) != entry["sha256"]:
+        if not verified.verify(path, entry["sha256"]):
             raise IndexCacheError(f"{path.name} does not match its checksum (corrupt?)")
         return path
 
@@ -319,32 +319,20 @@ class ModelCache:
         return self._read_array(entry)
 
     def _read_array(self, entry: dict) -> np.ndarray:
-        """Read, hash and check one ``.npy`` file (see :meth:`_load_array`).
+        """Check one ``.npy`` file and map it read-only (see :meth:`_load_array`).
 
-        The file is read once, hashed block by block as it arrives, and the
-        array shares the buffer: reading and hashing the ~0.5 GB of a
-        full-scale cache costs about as much as reading it.
+        The pages are the file's own: processes serving the same cache share
+        them, and a start reads only what it touches. The checksum is verified
+        once per file version (:mod:`recommender.serving.verified`), not at
+        every start.
         """
-        path = self._checked_size(entry)
-        size = entry["bytes"]
-        buffer = np.empty(size, dtype=np.uint8)  # not zero-filled, unlike bytearray
-        view = memoryview(buffer)
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            done = 0
-            while done < size:
-                got = handle.readinto(view[done:done + _READ_BLOCK])
-                if not got:
-                    break
-                digest.update(view[done:done + got])
-                done += got
-            extra = handle.read(1)
-        if done != size or extra:
-            actual = path.stat().st_size
-            raise IndexCacheError(f"{path.name} has {actual} bytes, expected {size} (truncated?)")
-        if digest.hexdigest() != entry["sha256"]:
-            raise IndexCacheError(f"{path.name} does not match its checksum (corrupt?)")
-        return _array_from_buffer(buffer)
+        path = self._verified(entry)
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+        if not isinstance(array, np.ndarray):
+            raise ValueError(f"{path.name} is not one array")
+        # A plain ndarray over the mapping: np.memmap's subclass would leak into
+        # every result computed from it.
+        return array.view(np.ndarray)
 
     def _entry(self, name: str, data: TrainingData | None) -> dict:
         """The manifest entry of ``name``, when the cache was saved on ``data``."""
@@ -413,7 +401,15 @@ class ModelCache:
             raise IndexCacheError(f"the cached user rows lack {exc}") from None
         if vectors.ndim != 2 or vectors.shape[0] != data.ratings.shape[0]:
             raise IndexCacheError("the cached vectors do not fit the data")
-        return UserRows(similarity, vectors, similarity.tocsc())
+        if "postings_indptr" in state:
+            # A CSC is the CSR of the transpose: the same checks apply.
+            rows, cols = data.ratings.shape
+            postings = _csr_from(state, (cols, rows), "postings_").T.tocsc(copy=False)
+            if postings.nnz != similarity.nnz:
+                raise IndexCacheError("the cached postings do not fit the user rows")
+        else:
+            postings = similarity.tocsc()
+        return UserRows(similarity, vectors, postings)
 
     def load_state(self, name: str, data: TrainingData, fit_key: Mapping[str, Any]) -> dict:
         """The ``state_dict()`` saved for model ``name``; :class:`IndexCacheError` if unusable.
