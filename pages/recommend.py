@@ -279,7 +279,7 @@ else:
                       on_click=remove_anime, args=(anime_id,), help="Remove from the list")
     with st.container(horizontal=True, vertical_alignment="center"):
         st.button("Save as a new user", icon=":material/save:", on_click=save_list,
-                  type="primary", disabled=quota.remaining == 0,
+                  type="primary",
                   help="Adds the list to the database and the index, so it can be opened "
                        "again as a user.")
         st.button("Clear the list", on_click=clear_list)

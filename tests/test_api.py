@@ -71,7 +71,8 @@ def test_recommend_for_a_user_is_the_engines_answer_with_its_defaults(client, en
     assert [i["rank"] for i in body["items"]] == [1, 2, 3, 4, 5]
     assert body["method"] == frame.attrs["method"] and body["fallback"] is False
     assert body["requested"] == frame.attrs["requested"]
-    assert body["weight"] == pytest.approx(engine.params.hybrid_weight)  # the engine's default
+    assert body["weight"] == frame.attrs["weight"]  # the engine's default (None unless hybrid)
+    assert body["requested"] == engine.default_algorithm
     item = body["items"][0]
     assert set(item) == {"rank", "anime_id", "name", "english_name", "score", "reason", "genre",
                          "type", "episodes", "community_rating", "members", "url"}
@@ -86,11 +87,12 @@ def test_recommend_passes_every_argument(client, engine):
         response = client.get("/recommend", params={"user_id": 3, "algorithm": algorithm, "n": 3})
         assert response.status_code == 200, (algorithm, response.text)
         assert response.json()["requested"] == algorithm
-    body = client.get("/recommend", params={"user_id": 3, "weight": 0.2, "k": 5,
+    body = client.get("/recommend", params={"user_id": 3, "algorithm": "hybrid", "weight": 0.2,
+                                            "k": 5,
                                             "collaborative": engine.collaborative_algorithms[-1],
                                             "diversity": 0.5, "n": 4}).json()
-    frame = engine.recommend(3, weight=0.2, k=5, collaborative=engine.collaborative_algorithms[-1],
-                             diversity=0.5, n=4)
+    frame = engine.recommend(3, algorithm="hybrid", weight=0.2, k=5,
+                             collaborative=engine.collaborative_algorithms[-1], diversity=0.5, n=4)
     assert body["weight"] == pytest.approx(0.2)
     assert [i["anime_id"] for i in body["items"]] == frame["anime_id"].tolist()
 

@@ -96,7 +96,8 @@ def test_recommend_for_a_user_from_the_url_matches_the_engine(engine):
 
 def test_weight_changes_the_results_and_reports_what_entered_and_left(engine):
     user = some_users(engine)[1]
-    at = page("recommend.py", query={"user": str(user), "weight": "0.0", "n": "10"})
+    at = page("recommend.py", query={"user": str(user), "algorithm": "hybrid", "weight": "0.0",
+                                     "n": "10"})
     before = results_table(at)["anime_id"].tolist()
     at.slider(key="rec_weight").set_value(1.0).run()
     assert not at.exception

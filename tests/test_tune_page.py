@@ -81,7 +81,7 @@ def test_bad_address_values_get_plain_messages_and_defaults(tiny_tune):
     assert "<b>" not in warnings and "](https://evil" not in warnings
     assert warnings.count("is not a valid") == 3
     assert at.slider(key="tune_weight").value == EngineParams().hybrid_weight
-    assert at.session_state["tune_collab"] == "user-user"
+    assert at.session_state["tune_collab"] == EngineParams().hybrid_collaborative
 
 
 def test_the_hybrid_on_ease_is_evaluated_with_a_readout_and_a_link(tiny_tune):
@@ -94,8 +94,10 @@ def test_the_hybrid_on_ease_is_evaluated_with_a_readout_and_a_link(tiny_tune):
         t["name"] for t in figures(at)[0]["data"]}
     # The readout is the table's row at the chosen weight, and its change from the default.
     row = ease[(ease["segment"] == "all") & (ease["weight"] == 0.55)].iloc[0]
-    default = table[(table["collaborative"] == "user-user") & (table["segment"] == "all")
-                    & (table["weight"] == EngineParams().hybrid_weight)].iloc[0]
+    served = EngineParams()
+    default = table[(table["collaborative"] == served.hybrid_collaborative)
+                    & (table["segment"] == "all")
+                    & ((table["weight"] - served.hybrid_weight).abs() < 1e-9)].iloc[0]
     metrics = {m.label: m for m in at.metric}
     assert metrics["NDCG@10"].value == f"{row['ndcg']:.4f}"
     assert metrics["NDCG@10"].delta == f"{row['ndcg'] - default['ndcg']:+.4f}"
