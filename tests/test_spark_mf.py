@@ -10,8 +10,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import IN_CI, TINY_PARAMS, fill_tiny_database
 
+from conftest import IN_CI, TINY_PARAMS, fill_tiny_database
 from recommender import RecommenderEngine
 from recommender.config import Settings
 from recommender.core.types import UserProfile
