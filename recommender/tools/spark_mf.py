@@ -190,6 +190,10 @@ def train_mf(master: str, settings: Settings | None = None, spark=None) -> Train
         # Read before the ratings, as a start does: a later change makes it stale.
         revision = db.data_revision(database)
         data = training_data(db.load_anime(database), db.load_ratings(database))
+    except db.DRIVER_ERRORS as exc:
+        # One clear line naming the setting, as a start gives; no traceback.
+        raise db.database_error(settings.database_url, "lost while reading the ratings",
+                                exc) from None
     finally:
         database.dispose()
     fit = train_spark_als(data.ratings, config, master, spark)
