@@ -127,6 +127,19 @@ def cmd_build_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_mf(args: argparse.Namespace) -> int:
+    # Imported here: pyspark is an optional extra, and only this command needs it.
+    from recommender.tools.spark_mf import train_mf
+
+    report = train_mf(args.spark)
+    saved = ("replaced the mf model in" if report.wrote == "model"
+             else "fitted the other models and saved everything to")
+    print(f"trained mf with Spark ({args.spark}) on {report.ratings} ratings of "
+          f"{report.users} users in {report.spark_seconds:.1f}s "
+          f"({report.total_seconds:.1f}s in all); {saved} {report.cache}")
+    return 0
+
+
 def cmd_add_user(args: argparse.Namespace) -> int:
     engine = load_engine(args)
     if not args.liked and not args.liked_id:
@@ -186,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     bi = sub.add_parser("build-index", help="rebuild the user-user index and save it")
     bi.set_defaults(func=cmd_build_index)
+
+    tm = sub.add_parser("train-mf", help="train the mf model with Spark's ALS (past one "
+                        "machine) and save its factors into the model cache")
+    tm.add_argument("--spark", required=True, metavar="MASTER",
+                    help="Spark master: local[2], or a cluster URL such as spark://host:7077")
+    tm.set_defaults(func=cmd_train_mf)
 
     au = sub.add_parser("add-user", help="save a new user; prints the new user id")
     au.add_argument("--liked", action="append", default=[], metavar="TITLE[=RATING]",

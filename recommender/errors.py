@@ -77,3 +77,7 @@ class EngineStartingError(RecommenderError, RuntimeError):
 
 class RequestTooLargeError(InvalidParameterError):
     """A request body over the HTTP API's size limit."""
+
+
+class SparkUnavailableError(RecommenderError, RuntimeError):
+    """Distributed training asked for, but pyspark is not installed or Spark cannot start."""

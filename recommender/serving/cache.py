@@ -294,6 +294,22 @@ class ModelCache:
                   time.perf_counter() - started)
         return self.manifest_path
 
+    def replace_model(self, name: str, model: Persistent, fit_key: Mapping[str, Any],
+                      data: TrainingData) -> bool:
+        """Swap one model's entry in a cache saved on ``data``; False if there is none.
+
+        For a model trained elsewhere (Spark's ALS for "mf"): the other models
+        and the matrix stay as saved, and the manifest is rewritten last.
+        """
+        manifest = self.manifest()
+        if manifest is None or manifest["fingerprint"] != self.fingerprint(data):
+            return False
+        manifest["models"][name] = self._write_entry(name, model.state_dict(), fit_key)
+        manifest["saved_at"] = time.time()
+        self._atomic_write(MANIFEST, lambda path: path.write_text(
+            json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8"))
+        return True
+
     # -- reading ----------------------------------------------------------------------
     def _checked_size(self, entry: dict) -> Path:
         path = self.directory / entry["file"]
