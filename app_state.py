@@ -406,8 +406,8 @@ def mal_link_column():
 #: Plotly charts without their toolbar, which covers chart titles on a phone.
 PLOTLY_CONFIG = {"displayModeBar": False}
 
-#: Narrow-screen rules: titles that do not break mid-word, rows of a built list that
-#: stay one line, and no chart toolbar over the chart titles.
+#: Narrow-screen rules: titles that do not break mid-word, and no chart toolbar over
+#: the chart titles (a built list's rows stay one line through horizontal containers).
 _PHONE_CSS = """<style>
 @media (max-width: 640px) {
   h1 { font-size: 1.8rem !important; word-break: normal; overflow-wrap: normal; }
