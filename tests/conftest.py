@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -133,3 +134,15 @@ def tiny_settings(db_url, tmp_path):
 
     fill_tiny_database(db_url, tmp_path)
     return Settings(database_url=db_url, cache_dir=tmp_path / "cache", params=TINY_PARAMS)
+
+
+@contextmanager
+def environment(values: dict[str, str]):
+    """``values`` set in ``os.environ`` for the block, then the old values back.
+
+    For module-scoped fixtures, which cannot take the function-scoped ``monkeypatch``.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in values.items():
+            patch.setenv(key, value)
+        yield

@@ -4,13 +4,12 @@ HTML tag from a title, a genre or the URL ever becomes live, in text or in a cha
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT, TINY_ENV, two_taste_groups, write_csvs
+from conftest import ROOT, TINY_ENV, environment, two_taste_groups, write_csvs
 
 pytestmark = pytest.mark.slow
 TIMEOUT = 300
@@ -60,14 +59,8 @@ def hostile_database(tmp_path_factory):
     ingest(database, *write_csvs(tmp, anime, ratings))
     database.dispose()
     env = {"DATABASE_URL": url, "ANIREC_CACHE_DIR": str(tmp / "cache"), **TINY_ENV}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with environment(env):
+        yield
 
 
 #: Keys of a Plotly figure whose strings come from the data (titles, genres, user ids).

@@ -4,13 +4,12 @@ explanations an analyst can check (why similar, thin overlap, baseline, heat-map
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT, TINY_ENV, two_taste_groups, write_csvs
+from conftest import ROOT, TINY_ENV, environment, two_taste_groups, write_csvs
 
 pytestmark = pytest.mark.slow
 TIMEOUT = 300
@@ -45,14 +44,8 @@ def tiny_dashboard(tmp_path_factory):
     ingest(database, *write_csvs(tmp, *tiny_data_with_twins()))
     database.dispose()
     env = {"DATABASE_URL": url, "ANIREC_CACHE_DIR": str(tmp / "cache"), **TINY_ENV}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with environment(env):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,11 @@ the build stages moved here from Home, and no chart toolbar."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT, TINY_ENV, fill_tiny_database
+from conftest import ROOT, TINY_ENV, environment, fill_tiny_database
 
 pytestmark = pytest.mark.slow
 TIMEOUT = 300
@@ -21,14 +20,8 @@ def tiny_dashboard(tmp_path_factory):
     url = f"sqlite:///{tmp / 'tiny.db'}"
     fill_tiny_database(url, tmp)
     env = {"DATABASE_URL": url, "ANIREC_CACHE_DIR": str(tmp / "cache"), **TINY_ENV}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with environment(env):
+        yield
 
 
 def page() -> AppTest:
