@@ -96,20 +96,25 @@ def database(db_url, tmp_path):
     engine.dispose()
 
 
-@pytest.mark.parametrize("name, content, line, words", BAD_RATINGS)
-def test_a_bad_ratings_file_is_one_line_naming_the_file_and_changes_nothing(
-        database, tmp_path, name, content, line, words):
-    path = tmp_path / name
-    path.write_bytes(_content(content))
+def _refused(database, path, anime, ratings, line, words) -> None:
+    """Ingest of ``anime``/``ratings`` fails in one line naming ``path``; no row changes."""
     before = snapshot(database)
     with pytest.raises(DataFormatError) as err:
-        ingest(database, None, path)
+        ingest(database, anime, ratings)
     message = str(err.value)
     assert message.startswith(str(path)) and "\n" not in message
     assert words in message, message
     if line is not None:
         assert f": line {line}:" in message, message
     assert snapshot(database) == before
+
+
+@pytest.mark.parametrize("name, content, line, words", BAD_RATINGS)
+def test_a_bad_ratings_file_is_one_line_naming_the_file_and_changes_nothing(
+        database, tmp_path, name, content, line, words):
+    path = tmp_path / name
+    path.write_bytes(_content(content))
+    _refused(database, path, None, path, line, words)
 
 
 @pytest.mark.parametrize("name, content, line, words", BAD_ANIME)
@@ -117,15 +122,7 @@ def test_a_bad_anime_file_is_one_line_naming_the_file_and_changes_nothing(
         database, tmp_path, name, content, line, words):
     path = tmp_path / name
     path.write_bytes(_content(content))
-    before = snapshot(database)
-    with pytest.raises(DataFormatError) as err:
-        ingest(database, path, None)
-    message = str(err.value)
-    assert message.startswith(str(path)) and "\n" not in message
-    assert words in message, message
-    if line is not None:
-        assert f": line {line}:" in message, message
-    assert snapshot(database) == before
+    _refused(database, path, path, None, line, words)
 
 
 def _compressed(kind: str, text: str) -> bytes:
