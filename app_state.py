@@ -122,8 +122,22 @@ class _Progress:
         self._slot.empty()
 
 
+def background_fit() -> bool:
+    """Fit the learned models after the first page is served (``ANIREC_BACKGROUND_FIT``).
+
+    On (the default), a first start serves user-user, content and search as soon
+    as they are ready, and the learned models' choices say "still preparing"
+    until a background thread has fitted them. Off, the first page waits for all.
+    """
+    import os
+
+    return (os.environ.get("ANIREC_BACKGROUND_FIT") or "1").strip().lower() \
+        not in {"0", "false", "no", "off"}
+
+
 def _build_engine(settings: Settings, progress) -> RecommenderEngine:
-    return RecommenderEngine.from_settings(settings, progress=progress)
+    return RecommenderEngine.from_settings(settings, progress=progress,
+                                           background=background_fit())
 
 
 class _EngineSlot:
@@ -273,13 +287,32 @@ def user_ratings(version: str, user_id: int, _engine: RecommenderEngine) -> pd.D
 
 
 # ---------------------------------------------------------------------- page helpers
-def algorithm_choices(engine: RecommenderEngine) -> list[str]:
-    """Algorithms to offer, hybrid first, then the collaborative ones, content and the rest."""
-    names = [a for a in engine.algorithms
+def algorithm_choices(engine: RecommenderEngine, preparing: bool = False) -> list[str]:
+    """Algorithms to offer, hybrid first, then the collaborative ones, content and the rest.
+
+    ``preparing=True`` also lists those still being fitted in the background (in the
+    order they will have), so the choices do not move when they become ready.
+    """
+    waiting = engine.preparing if preparing else ()
+    names = [a for a in (*engine.algorithms, *waiting)
              if a == registry.HYBRID or registry.get(a).offered]
-    first = ["hybrid", *engine.collaborative_algorithms, "content"]
+    collaborative = [*engine.collaborative_algorithms,
+                     *(a for a in waiting if registry.get(a).collaborative)]
+    first = ["hybrid", *_in_registry_order(collaborative), "content"]
     ordered = [a for a in first if a in names]
-    return ordered + [a for a in names if a not in ordered]
+    return ordered + _in_registry_order(a for a in names if a not in ordered)
+
+
+def collaborative_choices(engine: RecommenderEngine) -> list[str]:
+    """The hybrid's possible collaborative parts, those still being fitted included."""
+    return _in_registry_order([*engine.collaborative_algorithms,
+                               *(a for a in engine.preparing if registry.get(a).collaborative)])
+
+
+def _in_registry_order(names) -> list[str]:
+    names = list(dict.fromkeys(names))
+    rank = {a.name: i for i, a in enumerate(registry.ALGORITHMS)}
+    return sorted(names, key=lambda n: rank.get(n, len(rank)))
 
 
 def algorithm_label(name: str) -> str:
@@ -290,6 +323,44 @@ def algorithm_label(name: str) -> str:
         return registry.get(name).label
     except RecommenderError:
         return str(name)
+
+
+def preparing_captions(engine: RecommenderEngine, names: list[str]) -> list[str]:
+    """Per choice, "still preparing" for one being fitted in the background, else nothing."""
+    waiting = engine.preparing
+    return ["still preparing" if name in waiting else "" for name in names]
+
+
+def preparing_notice(engine: RecommenderEngine, wanted: list[str]) -> None:
+    """Say which of ``wanted`` are still being fitted, and rerun the page once they are.
+
+    The sidebar's progress (:func:`sidebar_status`) reruns the page when they are
+    ready, so the visitor never has to reload.
+    """
+    waiting = [name for name in wanted if name in engine.preparing]
+    if not waiting:
+        return
+    names = ", ".join(algorithm_label(n) for n in waiting)
+    background = engine.background
+    stage, fraction = background.progress if background is not None else ("fitting", 0.0)
+    st.info(f"{md_escape(names)} {'is' if len(waiting) == 1 else 'are'} still being "
+            f"prepared ({md_escape(stage)}, {fraction:.0%} of the learned models done): "
+            "the list below comes from the models that are ready, and this page updates by "
+            "itself when the rest are.", icon=":material/hourglass_top:")
+
+
+@st.fragment(run_every=2.0)
+def _background_progress() -> None:
+    """The background fit's progress, redrawn every two seconds; the page reruns when done.
+
+    Only drawn while something is being fitted, so nothing polls afterwards.
+    """
+    engine = get_engine()
+    if not engine.preparing:
+        st.rerun(scope="app")
+    stage, fraction = engine.background.progress
+    st.progress(fraction, text=f"Still preparing "
+                f"{', '.join(algorithm_label(n) for n in engine.preparing)}: {stage}…")
 
 
 def random_user(engine: RecommenderEngine) -> int:
@@ -350,6 +421,11 @@ def sidebar_status(engine: RecommenderEngine) -> None:
                     f"{md_escape(took)}")
         st.markdown(f"{summary['users']:,} users · {summary['anime']:,} anime · "
                     f"{summary['ratings']:,} ratings")
+        if engine.preparing:
+            _background_progress()
+        elif engine.background is not None and engine.background.problem:
+            st.warning("The learned models could not be prepared, so they are not offered: "
+                       f"{md_escape(engine.background.problem)}", icon=":material/warning:")
         url = info.get("database") or redacted_url(str(current_settings().database_url))
         st.caption(f"Database: {md_escape(url)}")
         if info.get("notice"):
@@ -378,14 +454,20 @@ def nav_link(page: str, label: str, icon: str | None = None,
 
 # ---------------------------------------------------------------------- layout
 def default_algorithm(engine: RecommenderEngine) -> str:
-    """The algorithm a first view uses: the engine's default (``EngineParams``)."""
-    name = engine.default_algorithm
-    return name if name in algorithm_choices(engine) else algorithm_choices(engine)[0]
+    """The algorithm a first view uses: the engine's default (``EngineParams``).
+
+    Still being fitted, it is chosen anyway (and labelled so) while the ready models
+    serve; not fitted at all (``use_models`` off), the first choice is.
+    """
+    choices = algorithm_choices(engine, preparing=True)
+    name = engine.params.default_algorithm
+    return name if name in choices else choices[0]
 
 
 def default_collaborative(engine: RecommenderEngine) -> str:
-    """The hybrid's collaborative part in a first view: the engine's default."""
-    return engine.default_collaborative
+    """The hybrid's collaborative part in a first view: the engine's default (as above)."""
+    name = engine.params.hybrid_collaborative
+    return name if name in collaborative_choices(engine) else engine.default_collaborative
 
 
 def is_phone() -> bool:
@@ -402,9 +484,6 @@ def mal_link_column():
     return st.column_config.LinkColumn("MyAnimeList", display_text="open",
                                        help="The title's page on MyAnimeList")
 
-
-#: Plotly charts without their toolbar, which covers chart titles on a phone.
-PLOTLY_CONFIG = {"displayModeBar": False}
 
 #: Narrow-screen rules: titles that do not break mid-word, and no chart toolbar over
 #: the chart titles (a built list's rows stay one line through horizontal containers).

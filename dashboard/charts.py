@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from recommender.data.catalog import anime_url
+
 #: ``st.plotly_chart(config=...)``: no toolbar, which on a phone covers the chart's title.
 CHART_CONFIG = {"displayModeBar": False}
 #: Ratings run -1..10 on the colour axis: -1 (watched, not rated) is grey, not a bad rating.
@@ -181,16 +183,20 @@ def rating_heatmap(heat: pd.DataFrame) -> go.Figure:
 
     ``heat`` is :func:`dashboard.summaries.shared_ratings` (users x titles, with
     ``attrs["anime_ids"]``); titles are cut to :data:`AXIS_TITLE_CHARS` on the
-    axis, and the hover holds the full title and its MyAnimeList address.
+    axis, each a link to the title's MyAnimeList page (Plotly draws ``<a>`` in tick
+    labels; the address is built from the integer id, the title is escaped text), and
+    the hover holds the full title.
     """
     grid = heat.to_numpy(dtype=float).T  # titles x users
     ids = heat.attrs.get("anime_ids") or [None] * heat.shape[1]
     users = [u.replace(" (chosen)", "★").replace("user ", "") for u in heat.index]
     # Two titles can shorten to the same text: number them so rows stay apart.
     labels = [f"{short(t)} ·{i + 1}" for i, t in enumerate(heat.columns)]
+    links = [f'<a href="{anime_url(a)}" target="_blank">{label}</a>' if a is not None
+             else label for label, a in zip(labels, ids)]
     custom = [[[_text(title), _text(user),
                 "not watched" if np.isnan(v) else "watched, not rated" if v < 0 else f"{v:g}",
-                f"myanimelist.net/anime/{int(a)}" if a is not None else ""]
+                "click the title to open its MyAnimeList page" if a is not None else ""]
                for user, v in zip(heat.index, row)]
               for title, a, row in zip(heat.columns, ids, grid)]
     text = [["" if np.isnan(v) else f"{v:g}" for v in row] for row in grid]
@@ -204,7 +210,8 @@ def rating_heatmap(heat: pd.DataFrame) -> go.Figure:
                                colorbar={"title": "rating", "thickness": 10}, xgap=1, ygap=1))
     fig.update_xaxes(type="category", side="top", tickangle=-60, tickfont={"size": 10},
                      title="user (★ = chosen)")
-    fig.update_yaxes(type="category", autorange="reversed", tickfont={"size": 10})
+    fig.update_yaxes(type="category", autorange="reversed", tickfont={"size": 10},
+                     tickmode="array", tickvals=labels, ticktext=links)
     fig.update_layout(margin={"t": 60, "b": 10, "l": 10, "r": 10},
                       height=110 + 22 * len(labels))
     return fig

@@ -14,6 +14,7 @@ import pandas as pd
 
 from recommender.core.profiling import Profiler, StageRecord
 from recommender.core.types import LIKE_RATING
+from recommender.data.catalog import anime_url
 from recommender.evaluation.metrics import tie_aware_recall, tied_at_cutoff
 from recommender.models import neighbour_insight as insight
 from recommender.models.content import split_genres
@@ -97,11 +98,6 @@ def ann_and_exact_neighbours(engine, user_id: int, k: int) -> dict:
             "cutoff": cutoff}
 
 
-def mal_url(anime_id: int) -> str:
-    """The anime's MyAnimeList page (the data's anime ids are MyAnimeList ids)."""
-    return f"https://myanimelist.net/anime/{int(anime_id)}"
-
-
 def _rating_text(value: float) -> str:
     return "watched" if value < 0 else f"{value:g}"
 
@@ -136,7 +132,7 @@ def neighbour_evidence(engine, user_id: int, neighbours: pd.DataFrame,
         why.append("; ".join(f"{names[i]} ({_rating_text(a)} / {_rating_text(b)})"
                              for i, a, b in zip(ev.item_idx, ev.mine, ev.theirs)))
         long += [(neighbour, int(anime_ids[i]), str(names[i]), float(a), float(b), float(w),
-                  mal_url(anime_ids[i]))
+                  anime_url(anime_ids[i]))
                  for i, w, a, b in zip(ev.item_idx, ev.weight, ev.mine, ev.theirs)]
     out["why"] = why
     return out, pd.DataFrame(long, columns=["neighbour", "anime_id", "name", "chosen", "theirs",

@@ -4,6 +4,7 @@ import plotly.express as px
 import streamlit as st
 
 import app_state
+from dashboard import charts
 from recommender.serving.ranking import ADULT_GENRE
 
 engine = app_state.engine_or_stop()
@@ -52,7 +53,7 @@ with left:
                  labels={"label": "rating", "count": "ratings"})
     fig.update_xaxes(type="category")
     fig.update_layout(margin=dict(t=50, b=10), height=360)
-    st.plotly_chart(fig, config=app_state.PLOTLY_CONFIG)
+    st.plotly_chart(fig, config=charts.CHART_CONFIG)
 with right:
     genres = app_state.genre_counts(version, engine)
     if not engine.params.include_adult:  # as everywhere else, what serving leaves out
@@ -62,7 +63,7 @@ with right:
                  title="Most common genres in the catalogue", labels={"anime": "anime"})
     fig.update_layout(margin=dict(t=50, b=10), height=360)
     fig.update_yaxes(dtick=1, tickfont={"size": 10})  # every genre named, not every other
-    st.plotly_chart(fig, config=app_state.PLOTLY_CONFIG)
+    st.plotly_chart(fig, config=charts.CHART_CONFIG)
 
 st.subheader("Engine status")
 info = getattr(engine, "build_info", {}) or {}

@@ -11,6 +11,7 @@ import app_state
 from app_state import md_escape
 from dashboard import charts, state, summaries
 from recommender.core.validate import MAX_ID
+from recommender.data.catalog import anime_url
 from recommender.errors import RecommenderError
 from recommender.models.neighbour_insight import MIN_SHARED
 
@@ -77,7 +78,8 @@ if engine.knn.config.centre:
 else:
     st.caption("Similarity is the cosine between two users' rating rows (1-10; -1, watched "
                "but not rated, counts as 0): high when they rated the same anime alike.")
-c1, c2, c3, c4 = st.columns([3, 1, 3, 2], vertical_alignment="bottom")
+# Wide enough for the button's label at a desktop width (1 of 9 cut it to "Ran…").
+c1, c2, c3, c4 = st.columns([3, 2, 4, 2], vertical_alignment="bottom")
 user_id = int(c1.number_input("User id", min_value=0, max_value=MAX_ID, step=1, format="%d",
                               key="nb_user"))
 c2.button("Random", icon=":material/casino:", on_click=pick_random_user, width="stretch",
@@ -188,7 +190,7 @@ else:
     with st.expander("The titles in the heat map, with links"):
         ids = heat.attrs.get("anime_ids", [])
         st.dataframe(pd.DataFrame({"title": list(heat.columns), "anime_id": ids,
-                                   "url": [summaries.mal_url(a) for a in ids]}),
+                                   "url": [anime_url(a) for a in ids]}),
                      hide_index=True, column_config={
                          "url": st.column_config.LinkColumn("MyAnimeList",
                                                             display_text="open")})

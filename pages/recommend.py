@@ -16,8 +16,10 @@ from recommender.serving.search import MAX_QUERY_LENGTH
 engine = app_state.engine_or_stop()
 version = app_state.engine_version(engine)
 state = st.session_state
-algorithms = app_state.algorithm_choices(engine)
-collaborative_parts = list(engine.collaborative_algorithms)
+# Models still being fitted in the background are listed too (labelled so), so that a
+# share link naming one, and the default choice, hold while they are prepared.
+algorithms = app_state.algorithm_choices(engine, preparing=True)
+collaborative_parts = app_state.collaborative_choices(engine)
 params = engine.params
 user_ids = engine.user_ids()
 
@@ -295,8 +297,11 @@ else:
 # On a phone the controls would push the first card more than a screen down.
 with st.expander("Algorithm, weight and list size", expanded=not app_state.is_phone()):
     c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
+    # Labels stay the same while models are prepared (a widget's value is matched by its
+    # label), so "still preparing" is a caption under the choice.
     algorithm = c1.radio("Algorithm", algorithms, key="rec_algorithm", horizontal=True,
-                         format_func=app_state.algorithm_label)
+                         format_func=app_state.algorithm_label,
+                         captions=app_state.preparing_captions(engine, algorithms))
     hybrid = algorithm == "hybrid"
     collaborative = state.rec_cf if state.rec_cf in collaborative_parts else \
         app_state.default_collaborative(engine)
@@ -326,6 +331,15 @@ else:
 st.query_params.from_dict(shared)
 
 # ------------------------------------------------------------------ results
+# A choice still being fitted is served by the ready models meanwhile (the address
+# keeps the choice, so the page shows it once it is ready).
+app_state.preparing_notice(engine, [algorithm, collaborative] if hybrid else [algorithm])
+if algorithm in engine.preparing:
+    algorithm = engine.default_algorithm
+    hybrid = algorithm == "hybrid"
+if collaborative in engine.preparing:
+    collaborative = engine.default_collaborative
+uses_neighbours = algorithm == "user-user" or (hybrid and collaborative == "user-user")
 request = {"algorithm": algorithm, "weight": weight, "n": n, "collaborative": collaborative,
            "diversity": variety}
 if uses_neighbours:

@@ -39,7 +39,8 @@ _log = logging.getLogger(__name__)
 
 #: Settings read from ANIREC_* that are not engine parameters.
 OTHER_SETTINGS = frozenset({"ANIREC_CACHE_DIR", "ANIREC_TUNE_USERS", "ANIREC_EVAL_CACHE_DIR",
-                            "ANIREC_TEST_POSTGRES_URL", "ANIREC_BENCH_POSTGRES"})
+                            "ANIREC_TEST_POSTGRES_URL", "ANIREC_BENCH_POSTGRES",
+                            "ANIREC_BACKGROUND_FIT"})
 
 
 def _default_models() -> Mapping[str, Any]:

@@ -75,6 +75,10 @@ class EngineStartingError(RecommenderError, RuntimeError):
     """The engine is still being built or loaded; ask again shortly."""
 
 
+class ModelPreparingError(EngineStartingError):
+    """The engine serves, but the named model is still being fitted in the background."""
+
+
 class RequestTooLargeError(InvalidParameterError):
     """A request body over the HTTP API's size limit."""
 

@@ -36,10 +36,12 @@ def two_taste_groups(n_users_per_group: int = 20, seed: int = 0):
 
 
 #: TINY_PARAMS as environment variables, for tests that start a process.
-#: The tiny data fit every model, the opt-in ranker included, in about a second.
+#: The tiny data fit every model, the opt-in ranker included, in about a second; the
+#: dashboard fits them before its first page (tests/test_background_fit.py covers the
+#: background fit), so a page test sees every algorithm from its first run.
 TINY_ENV = {"ANIREC_USER_USER_DIM": "8", "ANIREC_USER_USER_N_NEIGHBOURS": "10",
             "ANIREC_USER_USER_N_CANDIDATES": "40", "ANIREC_USER_USER_EF": "50",
-            "ANIREC_USE_RANKER": "1"}
+            "ANIREC_USE_RANKER": "1", "ANIREC_BACKGROUND_FIT": "0"}
 TINY_PARAMS = EngineParams(use_ranker=True).with_model("user-user", dim=8, n_neighbours=10,
                                                       n_candidates=40, ef=50)
 

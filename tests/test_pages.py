@@ -23,9 +23,12 @@ TIMEOUT = 600  # the first page run builds the engine; a loaded CI machine is sl
 def isolated_settings(tmp_path_factory):
     """Point the database and the index cache at a temporary folder, never at data/."""
     tmp = tmp_path_factory.mktemp("dashboard")
-    saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "ANIREC_CACHE_DIR")}
+    saved = {k: os.environ.get(k)
+             for k in ("DATABASE_URL", "ANIREC_CACHE_DIR", "ANIREC_BACKGROUND_FIT")}
     os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'anime.db'}"
     os.environ["ANIREC_CACHE_DIR"] = str(tmp / "cache")
+    # Every model before the first page (tests/test_background_fit.py covers the other way).
+    os.environ["ANIREC_BACKGROUND_FIT"] = "0"
     yield
     for key, value in saved.items():
         if value is None:

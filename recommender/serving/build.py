@@ -44,6 +44,10 @@ class EngineParts:
     #: The settings a database-backed engine was started with (None in memory).
     settings: Settings | None = None
     info: dict = field(default_factory=dict)
+    #: Learned algorithms left for a background fit (``build_parts(defer_learned=True)``);
+    #: ``held`` are those of them read back from the cache, which that fit reuses.
+    deferred: tuple[str, ...] = ()
+    held: dict[str, Scorer] = field(default_factory=dict)
 
 
 def training_data(anime: pd.DataFrame, ratings: pd.DataFrame) -> TrainingData:
@@ -64,14 +68,24 @@ def build_parts(data: TrainingData, params: EngineParams, *,
                 restored: Mapping[str, Scorer] | None = None,
                 rows: UserRows | None = None,
                 search: TitleSearch | None = None,
-                progress: registry.FitProgress | None = None) -> EngineParts:
+                progress: registry.FitProgress | None = None,
+                defer_learned: bool = False) -> EngineParts:
     """Fit every enabled algorithm on ``data`` (reusing ``restored`` ones) into parts.
 
     ``rows`` are the user-user rows of ``data`` when already known (from the
     cache, or shared by a tuning run); ``search`` a title index already built
     over ``data.anime``. ``progress`` hears of each model before it is fitted.
+    ``defer_learned``: when a learned model would have to be fitted, fit only the
+    others and list every learned one in ``deferred`` (see ``serving.background``).
     """
-    models = registry.fit_all(data, params.models, use_learned=params.use_models,
+    restored = dict(restored or {})
+    learned = [a for a in registry.enabled(params.use_models, params.use_ranker) if a.learned]
+    # Worth a background fit only when a slow one is missing (a blend builds in ms).
+    slow = [a for a in learned if a.name not in restored and a.fit_cost >= 1.0]
+    deferred = tuple(a.name for a in learned) if defer_learned and slow else ()
+    held = {name: restored.pop(name) for name in deferred if name in restored}
+    models = registry.fit_all(data, params.models,
+                              use_learned=params.use_models and not deferred,
                               use_opt_in=params.use_ranker,
                               restored=restored, progress=progress)
     knn = models["user-user"]
@@ -87,4 +101,4 @@ def build_parts(data: TrainingData, params: EngineParams, *,
         info["notice"] = ("there are no ratings yet: content and popularity (from the "
                           "catalogue's member counts) still recommend from a list of titles")
     return EngineParts(params=params, snapshot=Snapshot(data, rows), models=models,
-                       search=search, info=info)
+                       search=search, info=info, deferred=deferred, held=held)

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from recommender.config import EngineParams, Settings
-from recommender.core.matrix import matrix_nbytes
 from recommender.core.profiling import PROFILER, timed
 from recommender.core.types import (
     Context,
@@ -35,15 +34,16 @@ from recommender.core.types import (
 from recommender.core.validate import choice, parse_id, unit_weight
 from recommender.data.catalog import clean_anime, clean_ratings
 from recommender.errors import InvalidParameterError, UnknownAnimeError
-from recommender.models import registry
 from recommender.models.franchise import franchise_groups
 from recommender.models.registry import HYBRID
 from recommender.models.user_knn import UserKNN
 from recommender.serving import requests
+from recommender.serving.background import BackgroundFit
 from recommender.serving.build import EngineParts, build_parts, training_data
-from recommender.serving.frames import ResultFrames, group_franchises
+from recommender.serving.frames import group_franchises, sizes
 from recommender.serving.ranking import ADULT_GENRE, Ranker, diversity_vectors, franchise_runs
 from recommender.serving.search import TitleSearch
+from recommender.serving.served import Served
 from recommender.serving.users import UserStore, grown
 
 _log = logging.getLogger(__name__)
@@ -63,8 +63,8 @@ class RecommenderEngine:
     def __init__(self, parts: EngineParts):
         self.params: EngineParams = parts.params
         self._snapshot: Snapshot = parts.snapshot
-        self._models: dict[str, Scorer] = dict(parts.models)
-        knn = self._models.get("user-user")
+        models: dict[str, Scorer] = dict(parts.models)
+        knn = models.get("user-user")
         if not isinstance(knn, UserKNN):
             raise TypeError("an engine needs a fitted user-user model")
         self._knn = knn
@@ -78,13 +78,14 @@ class RecommenderEngine:
         adult = anime["genre"].fillna("").str.contains(ADULT_GENRE).to_numpy()
         self._adult = adult
         # Popularity's scores are the same for every profile; they break ties everywhere.
-        tie_break = self._models["popularity"].score(
+        tie_break = models["popularity"].score(
             UserProfile(np.empty(0, np.int64), np.empty(0, np.float32)),
             Context(parts.snapshot)).values
         self._franchise = franchise_groups(anime)
-        self._ranker = Ranker(self._models, tie_break, adult, parts.params.include_adult,
-                              diversity_vectors(anime, self._franchise))
-        self._frames = ResultFrames(anime, self._models)
+        self._served = Served.build(models, anime, tie_break, adult, parts.params.include_adult,
+                                    diversity_vectors(anime, self._franchise))
+        #: The learned models still being fitted after start-up (see :meth:`preparing`).
+        self._background: BackgroundFit | None = None
         self.build_info: dict = dict(parts.info)
 
     # ------------------------------------------------------------------ construction
@@ -116,8 +117,8 @@ class RecommenderEngine:
         return cls(build_parts(data, params or EngineParams(), restored=models, search=search))
 
     @classmethod
-    def from_settings(cls, settings=None, progress=None, *,
-                      rebuild: bool = False) -> RecommenderEngine:
+    def from_settings(cls, settings=None, progress=None, *, rebuild: bool = False,
+                      background: bool = False) -> RecommenderEngine:
         """The engine over the database in ``settings.database_url``, with the on-disk cache.
 
         ``settings`` defaults to :func:`recommender.config.load_settings` (env and
@@ -130,10 +131,43 @@ class RecommenderEngine:
         ``users_caught_up``, ``database`` (password hidden), ``dialect``, ``cache``
         and, when the cache was not usable, ``cache_problem``. Raises
         :class:`~recommender.errors.DatabaseError` when the database cannot be reached.
+
+        ``background=True``: when learned models must be fitted (the cache lacks
+        them), return once user-user, content and search are ready; a thread
+        fits the rest (:attr:`preparing` names them), then saves the cache.
         """
         from recommender.serving.startup import start
 
-        return cls(start(settings, progress, rebuild=rebuild))
+        parts = start(settings, progress, rebuild=rebuild, defer_learned=background)
+        engine = cls(parts)
+        if parts.deferred:
+            engine._background = BackgroundFit(parts.snapshot.data, parts.params,
+                                               {**parts.models, **parts.held}, parts.deferred,
+                                               engine.add_models,
+                                               engine.save_cache if parts.cache else None)
+            engine._background.start()
+        return engine
+
+    # ------------------------------------------------------------------ background fit
+    @property
+    def preparing(self) -> tuple[str, ...]:
+        """Algorithms still being fitted in the background (empty once all are served)."""
+        background = self._background
+        return () if background is None else background.waiting(self._served.models)
+
+    @property
+    def background(self) -> BackgroundFit | None:
+        """The background fit of the learned models (its ``progress``, ``problem``), or None."""
+        return self._background
+
+    def add_models(self, models: Mapping[str, Scorer]) -> None:
+        """Serve fitted ``models`` too, all at once (running requests keep the old set)."""
+        with self._lock:
+            self._served = self._served.with_models(models)
+
+    def _check_ready(self, name: object, collaborative: object, served: Served) -> None:
+        if self._background is not None:  # ModelPreparingError for a model not yet published
+            self._background.check((name, collaborative), served.models)
 
     # ------------------------------------------------------------------ read-only views
     @property
@@ -162,7 +196,7 @@ class RecommenderEngine:
     @property
     def ranker(self) -> Ranker:
         """Ranking with fallback, for callers that rank many lists (offline evaluation)."""
-        return self._ranker
+        return self._served.ranker
 
     @property
     def data_revision(self) -> str | None:
@@ -190,13 +224,12 @@ class RecommenderEngine:
     @property
     def algorithms(self) -> tuple[str, ...]:
         """Names accepted by ``recommend(algorithm=...)``, "random" last."""
-        names = [n for n in self._models if n != "random"]
-        return (*names, HYBRID, *(["random"] if "random" in self._models else []))
+        return self._served.algorithms
 
     @property
     def collaborative_algorithms(self) -> tuple[str, ...]:
         """Algorithms that can be the hybrid's collaborative part."""
-        return self._ranker.collaborative
+        return self._served.ranker.collaborative
 
     @property
     def default_algorithm(self) -> str:
@@ -216,16 +249,18 @@ class RecommenderEngine:
     @property
     def similar_models(self) -> tuple[str, ...]:
         """Models accepted by ``similar_anime(model=...)``."""
-        return tuple(n for n in self._models if registry.get(n).similar_items)
+        return self._served.similar_models
 
     @property
     def models(self) -> dict[str, Scorer]:
         """Every fitted scorer, by algorithm name."""
-        return dict(self._models)
+        return dict(self._served.models)
 
     def scorer(self, name: str) -> Scorer:
-        choice(name, "algorithm", tuple(self._models))
-        return self._models[name]
+        models = self._served.models
+        self._check_ready(name, None, self._served)
+        choice(name, "algorithm", tuple(models))
+        return models[name]
 
     def user_ids(self) -> np.ndarray:
         """Every known user id (int64, sorted)."""
@@ -241,25 +276,11 @@ class RecommenderEngine:
 
     def stats(self) -> dict:
         """Sizes for the dashboard: users, anime, ratings, matrix and index memory."""
-        snapshot = self._snapshot
-        ratings = snapshot.data.ratings
-        n_users, n_items = ratings.shape
-        return {
-            "users": int(n_users),
-            "anime": int(n_items),
-            "rated_anime": int((np.bincount(ratings.indices, minlength=n_items) > 0).sum()),
-            "ratings": int(ratings.nnz),
-            "watched_unrated": int((ratings.data < 0).sum()),
-            "matrix_bytes": matrix_nbytes(ratings),
-            "dense_bytes": int(n_users) * int(n_items) * 4,
-            "index_elements": len(self._knn.index_),
-            "index_bytes": self._knn.index_.nbytes(),
-            "vector_dim": int(self._knn.components_.shape[0]),
-        }
+        return sizes(self._snapshot, self._knn)
 
     def anime_frame(self, item_idx: Iterable[int]) -> pd.DataFrame:
         """Catalogue rows for positions, in the given order."""
-        return self._frames.catalogue_rows(np.asarray(list(item_idx), dtype=np.int64))
+        return self._served.frames.catalogue_rows(np.asarray(list(item_idx), dtype=np.int64))
 
     def anime_by_id(self, anime_ids: Iterable[int]) -> pd.DataFrame:
         """Catalogue rows for known ``anime_ids`` (unknown ids are left out)."""
@@ -279,7 +300,7 @@ class RecommenderEngine:
     def scores(self, profile: UserProfile, algorithm: str, *, k: int | None = None) -> Scores:
         """Raw scores of one algorithm (not the hybrid) over the whole catalogue."""
         self.scorer(algorithm)
-        return self._ranker.score(algorithm, profile, Context(self._snapshot, k))
+        return self._served.ranker.score(algorithm, profile, Context(self._snapshot, k))
 
     # ------------------------------------------------------------------ recommend
     @timed("recommend")
@@ -318,25 +339,28 @@ class RecommenderEngine:
         ``requested``, ``fallback``, ``unknown_ids``, ``weight`` and ``diversity``.
         """
         snapshot = self._snapshot  # the one snapshot this request reads
+        served = self._served  # and the one set of models
         n = requests.count(n, "n", MAX_N)
         k = None if k is None else requests.count(k, "k", MAX_K)
         algorithm = self.default_algorithm if algorithm is None else algorithm
         collaborative = self.default_collaborative if collaborative is None else collaborative
         weight = self.params.hybrid_weight if weight is None else unit_weight(weight)
         diversity = unit_weight(diversity, "diversity")
-        choice(algorithm, "algorithm", self.algorithms)
-        choice(collaborative, "collaborative algorithm", self.collaborative_algorithms)
+        self._check_ready(algorithm, collaborative, served)
+        choice(algorithm, "algorithm", served.algorithms)
+        choice(collaborative, "collaborative algorithm", served.ranker.collaborative)
         profile, unknown = requests.profile(snapshot, user_id, liked)
-        allowed = self._ranker.allowed(profile, requests.excluded_positions(snapshot, exclude))
+        ranker = served.ranker
+        allowed = ranker.allowed(profile, requests.excluded_positions(snapshot, exclude))
         context = Context(snapshot, k)
-        parts = self._ranker.parts(profile, context, algorithm, collaborative)
-        chain = self._ranker.chain(profile, context, algorithm, parts, weight=weight,
+        parts = ranker.parts(profile, context, algorithm, collaborative)
+        chain = ranker.chain(profile, context, algorithm, parts, weight=weight,
                                    collaborative=collaborative)
         usable = [s for s in chain if (s.values > 0).any()]
         method = usable[0].method if usable else algorithm
-        items, source = self._ranker.top_diverse(chain, n, allowed, diversity)
+        items, source = ranker.top_diverse(chain, n, allowed, diversity)
         with PROFILER.stage("explain"):
-            frame = self._frames.recommendations(profile, items, source, chain, parts, algorithm)
+            frame = served.frames.recommendations(profile, items, source, chain, parts, algorithm)
         lead, more = franchise_runs(items, self._franchise)
         frame["franchise"] = self._franchise[items]
         frame["franchise_lead"] = lead
@@ -367,7 +391,7 @@ class RecommenderEngine:
             raise InvalidParameterError(f"exact must be true or false, got {exact!r}")
         profile, _unknown = requests.profile(snapshot, user_id, liked)
         found = self._knn.neighbours(profile, snapshot, k, exact=bool(exact))
-        return self._frames.neighbours(snapshot, profile, found)
+        return self._served.frames.neighbours(snapshot, profile, found)
 
     # ------------------------------------------------------------------ search
     @timed("search")
@@ -380,7 +404,7 @@ class RecommenderEngine:
         """
         limit = requests.count(limit, "limit", MAX_N)
         hidden = None if self.params.include_adult else self._adult
-        return self._frames.search(self._search.search(query, limit, hidden))
+        return self._served.frames.search(self._search.search(query, limit, hidden))
 
     def resolve_title(self, title: str) -> int:
         """The anime id best matching ``title``; :class:`UnknownAnimeError` when none does."""
@@ -400,9 +424,11 @@ class RecommenderEngine:
         ``members``. Adult titles are left out unless ``include_adult``.
         """
         n = requests.count(n, "n", MAX_N)
-        choice(model, "similarity model", self.similar_models)
+        served = self._served
+        self._check_ready(model, None, served)
+        choice(model, "similarity model", served.similar_models)
         item = requests.anime_position(self._snapshot, anime_id)
-        scorer = self._models[model]
+        scorer = served.models[model]
         if not isinstance(scorer, SimilarItems):
             raise TypeError(f"{model} does not offer similar items")
         # Every candidate, so that dropping adult titles afterwards still leaves n.
@@ -410,11 +436,11 @@ class RecommenderEngine:
         keep = sims > 0
         if not self.params.include_adult:
             keep &= ~self._adult[found]
-        return self._frames.similar(found[keep][:n], sims[keep][:n])
+        return served.frames.similar(found[keep][:n], sims[keep][:n])
 
     def user_ratings(self, user_id: int) -> pd.DataFrame:
         """A user's anime, best rated first (-1 = watched, not rated, last)."""
-        return self._frames.user_ratings(requests.user_profile(self._snapshot, user_id))
+        return self._served.frames.user_ratings(requests.user_profile(self._snapshot, user_id))
 
     # ------------------------------------------------------------------ new users
     def publish_users(self, frame: pd.DataFrame) -> int:
@@ -441,16 +467,7 @@ class RecommenderEngine:
         again, so neither is kept. Safe with several threads and processes.
         """
         users = self.users
-        profile, _unknown = requests.liked_profile(self._snapshot, liked)
-        ratings = profile.ratings
-        if not np.all(ratings == np.round(ratings)):
-            raise InvalidParameterError("ratings of a saved user must be whole numbers "
-                                        "(-1 = watched, or 1..10)")
-        frame = pd.DataFrame({
-            "anime_id": self._snapshot.data.items.ids[profile.item_idx].astype(np.int64),
-            "rating": ratings.astype(np.int16),
-        })
-        return users.add(self, frame, source=source)
+        return users.add(self, requests.saved_ratings(self._snapshot, liked), source=source)
 
     def catch_up(self, *, min_interval: float = 0.0) -> int:
         """Append users that the database has and memory lacks (ids above the largest known).
@@ -468,5 +485,5 @@ class RecommenderEngine:
         if self._cache is None:
             raise InvalidParameterError("this engine has no model cache")
         with self._lock:
-            save(self._cache, self.params, self._snapshot, self._models, self._search,
+            save(self._cache, self.params, self._snapshot, self._served.models, self._search,
                  self._revision)

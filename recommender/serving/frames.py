@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from recommender.core.matrix import matrix_nbytes
 from recommender.core.types import Explanation, Scorer, Scores, Snapshot, UserProfile
 from recommender.errors import InvalidParameterError
 from recommender.models.registry import HYBRID
@@ -180,3 +181,21 @@ def group_franchises(frame: pd.DataFrame) -> pd.DataFrame:
                       if also_ids[r] else "" for r in rows]
     out.attrs = dict(frame.attrs)
     return out
+
+
+def sizes(snapshot: Snapshot, knn) -> dict:
+    """Users, anime, ratings, matrix and user-index memory of one snapshot (the dashboard's)."""
+    ratings = snapshot.data.ratings
+    n_users, n_items = ratings.shape
+    return {
+        "users": int(n_users),
+        "anime": int(n_items),
+        "rated_anime": int((np.bincount(ratings.indices, minlength=n_items) > 0).sum()),
+        "ratings": int(ratings.nnz),
+        "watched_unrated": int((ratings.data < 0).sum()),
+        "matrix_bytes": matrix_nbytes(ratings),
+        "dense_bytes": int(n_users) * int(n_items) * 4,
+        "index_elements": len(knn.index_),
+        "index_bytes": knn.index_.nbytes(),
+        "vector_dim": int(knn.components_.shape[0]),
+    }

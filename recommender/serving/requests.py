@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from numbers import Real
 
 import numpy as np
+import pandas as pd
 
 from recommender.core.types import Snapshot, UserProfile
 from recommender.core.validate import parse_id, whole_number
@@ -97,6 +98,17 @@ def profile(snapshot: Snapshot, user_id: object = None,
     if user_id is not None:
         return user_profile(snapshot, user_id), []
     return liked_profile(snapshot, liked)
+
+
+def saved_ratings(snapshot: Snapshot, liked: object) -> pd.DataFrame:
+    """The ``anime_id``, ``rating`` rows of a new user who rated ``liked`` (whole numbers)."""
+    profile, _unknown = liked_profile(snapshot, liked)
+    ratings = profile.ratings
+    if not np.all(ratings == np.round(ratings)):
+        raise InvalidParameterError("ratings of a saved user must be whole numbers "
+                                    "(-1 = watched, or 1..10)")
+    return pd.DataFrame({"anime_id": snapshot.data.items.ids[profile.item_idx].astype(np.int64),
+                         "rating": ratings.astype(np.int16)})
 
 
 def liked_pairs(liked: object) -> list[tuple[int, float]]:

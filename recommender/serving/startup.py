@@ -59,11 +59,13 @@ def _noop(stage: str, fraction: float) -> None:
 
 
 def start(settings: Settings | None = None, progress: Progress | None = None, *,
-          rebuild: bool = False) -> EngineParts:
+          rebuild: bool = False, defer_learned: bool = False) -> EngineParts:
     """The parts of a ready engine for ``settings`` (default: :func:`load_settings`).
 
     ``progress(stage, fraction)`` is called as start-up advances (fraction in
     [0, 1]). ``rebuild=True`` ignores the cache and refits (then saves).
+    ``defer_learned=True`` leaves learned models that need fitting to a background
+    fit (``parts.deferred``), which also saves the cache; nothing is saved here then.
     """
     settings = settings or load_settings()
     progress = progress or _noop
@@ -73,7 +75,7 @@ def start(settings: Settings | None = None, progress: Progress | None = None, *,
     progress("connecting to the database", 0.0)
     database = db.create_db_engine(settings.database_url)
     try:
-        parts = _start(database, settings, progress, rebuild, info)
+        parts = _start(database, settings, progress, rebuild, info, defer_learned)
         parts.settings = settings
     except db.DRIVER_ERRORS as exc:
         # Lost mid-start (server gone, connections cut): one clear line, no traceback.
@@ -86,7 +88,7 @@ def start(settings: Settings | None = None, progress: Progress | None = None, *,
 
 
 def _start(database: sa.Engine, settings: Settings, progress: Progress, rebuild: bool,
-           info: dict) -> EngineParts:
+           info: dict, defer: bool) -> EngineParts:
     db.create_tables(database)
     info["dialect"] = database.dialect.name
     info["ingest_seconds"] = 0.0
@@ -129,7 +131,7 @@ def _start(database: sa.Engine, settings: Settings, progress: Progress, rebuild:
             data = training_data(anime, ratings[ratings["user_id"] <= watermark])
             newer = ratings[ratings["user_id"] > watermark]
         try:
-            parts = _from_cache(cache, data, params, progress, info)
+            parts = _from_cache(cache, data, params, progress, info, defer)
         except IndexCacheError as exc:
             _log.warning("refitting every model: %s", exc)
             info["cache_problem"] = str(exc)
@@ -142,7 +144,7 @@ def _start(database: sa.Engine, settings: Settings, progress: Progress, rebuild:
             ratings = db.load_ratings(database)
         data = training_data(anime, ratings)
         del ratings
-        parts = build_parts(data, params, progress=_fitting(progress))
+        parts = build_parts(data, params, progress=_fitting(progress), defer_learned=defer)
         info.update(index="built", models_loaded=[], search_index="built")
         newer = None
     caught_up = 0
@@ -152,11 +154,13 @@ def _start(database: sa.Engine, settings: Settings, progress: Progress, rebuild:
         caught_up = parts.snapshot.n_users - before
     parts.users, parts.cache, parts.revision = UserStore(database), cache, revision
     refitted = set(registry.persisted(parts.models)) - set(info["models_loaded"]) - {"user-user"}
+    info["deferred"] = list(parts.deferred)
     # Models loaded, but the matrix was read from the database (an older cache, or
     # a new revision with the same data): record the revision for the next start.
     restamp = cache.recorded_revision() != revision
-    if (info["index"] == "built" or caught_up or refitted or info["search_index"] != "loaded"
-            or restamp):
+    # A background fit saves everything once it has published its models.
+    if not parts.deferred and (info["index"] == "built" or caught_up or refitted
+                               or info["search_index"] != "loaded" or restamp):
         progress("saving the models for the next start", 1.0 - SAVE)
         try:
             save(cache, parts.params, parts.snapshot, parts.models, parts.search, revision)
@@ -184,7 +188,7 @@ def save(cache: ModelCache, params: EngineParams, snapshot: Snapshot,
 
 
 def _from_cache(cache: ModelCache, data: TrainingData, params: EngineParams,
-                progress: Progress, info: dict) -> EngineParts:
+                progress: Progress, info: dict, defer: bool) -> EngineParts:
     """Parts from the cached models that fit ``data`` and ``params``; the rest refitted.
 
     Raises :class:`IndexCacheError` when the cache was saved on other data.
@@ -210,7 +214,7 @@ def _from_cache(cache: ModelCache, data: TrainingData, params: EngineParams,
     if "user-user" not in restored:
         rows = None  # the cached vectors belong to the cached projection
     parts = build_parts(data, params, restored=restored, rows=rows, search=search,
-                        progress=_fitting(progress))
+                        progress=_fitting(progress), defer_learned=defer)
     info["index"] = "loaded" if "user-user" in restored else "built"
     info["models_loaded"] = sorted(set(restored) - {"user-user"})
     if problems:
