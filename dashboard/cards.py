@@ -10,6 +10,8 @@ import html
 import math
 import re
 
+from recommender.data.catalog import anime_url
+
 #: Colours of the generated posters, picked by the first genre, so that titles of one
 #: genre look alike. No image needs the network.
 PALETTE = ("#E4572E", "#17BEBB", "#2E86AB", "#A23B72", "#F18F01", "#6A4C93", "#3B8EA5",
@@ -116,6 +118,31 @@ def draw_card(row, *, who: str | None, best: float, weight: float | None,
         cf, content = blend_shares(row.cf_score, row.content_score, weight)
         st.caption(md_escape(f"{cf:.0%} from {collaborative}, {content:.0%} from content"))
     st.caption("Why: " + md_escape(reason_for(row.reason, who) or "popular overall"))
+
+
+def franchise_note(row) -> str:
+    """"+ 3 more of this franchise in the list" for a card standing for its series, else "".
+
+    ``row`` is a row of :meth:`RecommenderEngine.group_franchises` (``also_names``).
+    """
+    more = len(getattr(row, "also_names", None) or [])
+    if not more:
+        return ""
+    return f"+ {more} more of this franchise in the list"
+
+
+def draw_folded(row) -> None:
+    """Under a card, the titles of its franchise folded into it (links), when there are any."""
+    import streamlit as st
+
+    from app_state import md_escape
+
+    note = franchise_note(row)
+    if not note:
+        return
+    with st.expander(note):
+        st.markdown("\n".join(f"- [{md_escape(name)}]({anime_url(int(anime_id))})"
+                              for anime_id, name in zip(row.also_ids, row.also_names)))
 
 
 def _number(value, pattern: str, missing: str = "n/a") -> str:

@@ -126,6 +126,38 @@ def tradeoff_chart(table: pd.DataFrame, accuracy: str, other: str, segment: str,
     return fig
 
 
+#: The diversity sweep's panels, top to bottom: (column, axis title).
+DIVERSITY_PANELS = (("ndcg", "NDCG"), ("coverage", "Catalogue coverage"),
+                    ("intra_list_diversity", "Genre diversity"))
+
+
+def diversity_chart(curve: pd.DataFrame, segment: str, current: float, k: int,
+                    algorithm: str) -> go.Figure:
+    """NDCG@k, catalogue coverage and genre diversity against MMR's diversity setting.
+
+    Three panels over one x axis, since the metrics have different scales; the
+    chosen setting is a dashed vertical line in each, labelled once (top).
+    """
+    from plotly.subplots import make_subplots
+
+    rows = curve[curve["segment"] == segment].sort_values("diversity")
+    fig = make_subplots(rows=len(DIVERSITY_PANELS), cols=1, shared_xaxes=True,
+                        vertical_spacing=0.06)
+    for number, (column, title) in enumerate(DIVERSITY_PANELS, start=1):
+        fig.add_scatter(x=rows["diversity"], y=rows[column], mode="lines+markers",
+                        name=title + ("" if column in PERCENT else f"@{k}"), row=number,
+                        col=1, showlegend=False)
+        fig.update_yaxes(title_text=title + ("" if column in PERCENT else f"@{k}"),
+                         tickformat=".0%" if column in PERCENT else None, row=number, col=1)
+        label = {"annotation_text": f"variety {current:.1f}"} if number == 1 else {}
+        fig.add_vline(x=current, line_dash="dash", line_color="red", row=number, col=1,
+                      **label)
+    fig.update_xaxes(title_text=f"variety (MMR diversity) of {_text(algorithm)}",
+                     row=len(DIVERSITY_PANELS), col=1)
+    fig.update_layout(height=560, margin={"t": 30, "r": 10})
+    return fig
+
+
 # ---------------------------------------------------------------------- neighbours
 def similarity_dots(neighbours: pd.DataFrame, title: str) -> go.Figure:
     """One dot per neighbour on an axis fitted to the similarities (not from 0).

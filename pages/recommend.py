@@ -400,14 +400,17 @@ recs = recs.assign(url=recs["anime_id"].map(anime_url))
 best = float(recs["score"].max()) if len(recs) else 0.0
 tab_cards, tab_table = st.tabs(["Cards", "Table"])
 with tab_cards:
+    # One card per franchise: its later rows are named under the first (the Table has them all).
+    folded = engine.group_franchises(recs)
     per_row = 5
-    for start in range(0, len(recs), per_row):
+    for start in range(0, len(folded), per_row):
         columns = st.columns(per_row)
-        for column, row in zip(columns, recs.iloc[start:start + per_row].itertuples()):
+        for column, row in zip(columns, folded.iloc[start:start + per_row].itertuples()):
             with column.container(border=True):
                 cards.draw_card(row, who=who, best=best,
-                                    weight=weight if hybrid else None,
-                                    collaborative=app_state.algorithm_label(collaborative))
+                                weight=weight if hybrid else None,
+                                collaborative=app_state.algorithm_label(collaborative))
+                cards.draw_folded(row)
 with tab_table:
     columns = ["rank", "anime_id", "name", "type", "episodes", "genre", "community_rating",
                "members", "score", "source", "reason", "url"]

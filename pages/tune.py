@@ -5,9 +5,15 @@ import os
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from app_state import md_escape, parse_in_range
+from app_state import algorithm_label, md_escape, parse_in_range
 from dashboard import state, tuning
-from dashboard.charts import CHART_CONFIG, LABELS, tradeoff_chart, weight_curve
+from dashboard.charts import (
+    CHART_CONFIG,
+    LABELS,
+    diversity_chart,
+    tradeoff_chart,
+    weight_curve,
+)
 from recommender.config import EngineParams, load_settings
 from recommender.errors import RecommenderError
 from recommender.evaluation import METRICS, SEGMENTS
@@ -55,6 +61,13 @@ def weight(raw):
     return round(round(value / tuning.WEIGHT_STEP) * tuning.WEIGHT_STEP, 2)
 
 
+def variety(raw):
+    value = parse_in_range(raw, float, 0.0, 1.0)
+    if value is None:
+        return None
+    return round(round(value / tuning.DIVERSITY_STEP) * tuning.DIVERSITY_STEP, 1)
+
+
 state.keep({
     "tune_split": from_url("split", "validation", choice(SPLITS)),
     "tune_users": from_url("users", DEFAULT_USERS, lambda r: parse_in_range(r, int, 0, 6000)),
@@ -65,6 +78,7 @@ state.keep({
     "tune_collab": from_url("collab", DEFAULT_COLLAB, choice(tuning.COLLABORATIVE)),
     "tune_weight": from_url("weight", DEFAULT_WEIGHT, weight),
     "tune_against": from_url("against", "coverage", choice(AGAINST)),
+    "tune_div": from_url("div", 0.0, variety),
 })
 
 st.title("Tune")
@@ -92,7 +106,8 @@ chosen_weight = float(st.slider("Collaborative weight w", 0.0, 1.0, step=tuning.
 st.query_params.from_dict({
     "split": split, "users": str(users), "k": str(k), "seed": str(seed), "metric": metric,
     "segment": segment, "collab": collaborative, "weight": f"{chosen_weight:.2f}",
-    "against": st.session_state["tune_against"]})
+    "against": st.session_state["tune_against"],
+    "div": f"{float(st.session_state['tune_div']):.1f}"})
 
 key = f"tune-{split}-{users}-{k}-{seed}"
 if key not in st.session_state:
@@ -103,7 +118,7 @@ if key not in st.session_state:
 
     anime, ratings = tuning.tune_frames()
     try:
-        st.session_state[key] = tuning.evaluate_hybrids(
+        st.session_state[key] = tuning.evaluate_tune(
             anime, ratings, split=split, n_users=users, k=k, seed=seed, cache_dir=CACHE_DIR,
             progress=report)
     except RecommenderError as exc:
@@ -111,7 +126,7 @@ if key not in st.session_state:
         st.error(f"Could not evaluate: {md_escape(exc)}")
         st.stop()
     bar.empty()
-table, results = st.session_state[key]
+table, results, curve = st.session_state[key]
 
 # ------------------------------------------------------------------ the chosen weight
 name = tuning.COLLABORATIVE_LABELS[collaborative]
@@ -152,12 +167,38 @@ accuracy = metric if metric in ACCURACY else "ndcg"
 st.plotly_chart(tradeoff_chart(table, accuracy, other, segment, k), width="stretch",
                 config=CHART_CONFIG)
 
+# ------------------------------------------------------------------ variety (MMR)
+served = algorithm_label(curve.algorithm)
+st.subheader(f"Variety: MMR re-ranking of the served {served} over genres and franchises")
+chosen_div = float(st.slider("Variety", 0.0, 1.0, step=tuning.DIVERSITY_STEP, key="tune_div",
+                             help="As on the Recommend page: 0 = the plain ranking."))
+at_div = tuning.diversity_readout(curve.table, segment, chosen_div)
+d1, d2, d3 = st.columns(3)
+plain = "from variety 0 (the plain ranking)"
+d1.metric(f"NDCG@{k} at variety {chosen_div:.1f}", f"{at_div['ndcg'][0]:.4f}",
+          f"{at_div['ndcg'][1]:+.4f}", help=f"Change {plain}")
+d2.metric(f"Coverage at variety {chosen_div:.1f}", f"{at_div['coverage'][0]:.1%}",
+          f"{at_div['coverage'][1] * 100:+.1f} points", help=f"Change {plain}")
+d3.metric(f"Genre diversity at variety {chosen_div:.1f}",
+          f"{at_div['intra_list_diversity'][0]:.3f}",
+          f"{at_div['intra_list_diversity'][1]:+.3f}",
+          help=f"Mean pairwise genre (Jaccard) distance within a top {k}. Change {plain}")
+try:
+    st.page_link("pages/recommend.py", label=f"Use variety {chosen_div:.1f} on the Recommend "
+                 "page", icon=":material/auto_awesome:",
+                 query_params=tuning.recommend_diversity_params(chosen_div))
+except StreamlitPageNotFoundError:  # this page run on its own (tests): no other pages
+    st.caption("Use this variety on Recommend: "
+               f"{md_escape(tuning.recommend_diversity_address(chosen_div))}")
+st.plotly_chart(diversity_chart(curve.table, segment, chosen_div, k, served), width="stretch",
+                config=CHART_CONFIG)
+
 st.subheader("All results")
 shown = table.drop(columns=["algorithm"])
 st.dataframe(shown, hide_index=True,
              column_config={"coverage": st.column_config.NumberColumn(format="percent")})
 meta = results[0].meta
-fits = [r.meta for r in results if not r.meta.get("cached")]
+fits = [r.meta for r in (*results, curve) if not r.meta.get("cached")]
 st.caption(f"{meta['users']} users ({meta['light_users']} light), k={k}, {split} split, "
            f"seed {seed}"
            + (" · from cache" if not fits else

@@ -246,6 +246,31 @@ def test_evaluate_caches_on_disk_keyed_by_parameters(tmp_path):
     assert figures["hybrid best"] >= max(figures["user-user"], figures["content"])
 
 
+def test_diversity_sweep_at_zero_is_the_served_algorithm_and_is_cached(tmp_path):
+    from recommender.evaluation import DIVERSITIES, evaluate_diversity
+
+    anime, ratings = two_taste_groups()
+    spec = EvalSpec(n_users=0, k=4, params=TINY_PARAMS)
+    curve = evaluate_diversity(anime, ratings, spec, cache_dir=tmp_path)
+    assert curve.algorithm == TINY_PARAMS.default_algorithm and not curve.meta["cached"]
+    table = curve.table
+    assert sorted(table["diversity"].unique()) == list(DIVERSITIES)
+    # At 0 MMR is off: the same users and lists as the protocol's row for that algorithm.
+    plain = evaluate(anime, ratings, spec).table
+    for segment in ("all", "light", "heavy"):
+        mine = table[(table["diversity"] == 0.0) & (table["segment"] == segment)].iloc[0]
+        theirs = plain[(plain["variant"] == curve.algorithm)
+                       & (plain["segment"] == segment)].iloc[0]
+        assert mine["users"] == theirs["users"]
+        for metric, column in (("ndcg", "ndcg"), ("coverage", "coverage"),
+                               ("intra_list_diversity", "diversity"), ("novelty", "novelty")):
+            assert mine[metric] == pytest.approx(theirs[column], nan_ok=True), (segment, metric)
+    again = evaluate_diversity(anime, ratings, spec, cache_dir=tmp_path)
+    assert again.meta["cached"]
+    pd.testing.assert_frame_equal(again.table, table, check_dtype=False)
+    assert len(list(tmp_path.glob("diversity-*.json"))) == 1
+
+
 def test_an_unknown_algorithm_fails_before_scoring():
     anime, ratings = two_taste_groups()
     with pytest.raises(InvalidParameterError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from app_state import md_escape
 from dashboard import cards, share
 from recommender.data.catalog import anime_url
 from test_pages import isolated_settings, page, results_table, some_users, texts  # noqa: F401
@@ -127,6 +128,38 @@ def test_cards_link_to_myanimelist_and_name_the_blend(engine):
     # Looking at someone else, the reasons name them instead of "your".
     assert any(f"of user {user}'s " in c for c in texts(at.caption))
     assert not any("of your " in c for c in texts(at.caption))
+
+
+def test_a_franchise_gets_one_card_with_the_others_named_under_it(engine):
+    gintama = engine.resolve_title("gintama")
+    liked = {gintama: 10}
+    recs = engine.recommend(liked=liked, algorithm="content", n=10)
+    folded = engine.group_franchises(recs)
+    assert (recs["franchise_more"] > 0).any()  # the data has two of one franchise
+    at = page("recommend.py", query={"mode": "list", "algorithm": "content", "n": "10"},
+              state={"my_list": dict(liked)})
+    assert not at.exception
+    titles = [m for m in texts(at.markdown) if m.startswith("**") and "](https://" in m]
+    assert len(titles) == len(folded) < len(recs)  # folded rows have no card of their own
+    assert [int(t[2:t.index(".**")]) for t in titles] == folded["rank"].tolist()
+    notes = {e.label: e for e in at.expander if "of this franchise in the list" in e.label}
+    lead = folded[folded["also_ids"].map(len) > 0].iloc[0]
+    note = f"+ {len(lead['also_ids'])} more of this franchise in the list"
+    assert note in notes
+    named = " ".join(texts(notes[note].markdown))
+    for anime_id, name in zip(lead["also_ids"], lead["also_names"]):
+        assert f"]({anime_url(anime_id)})" in named
+        assert md_escape(name) in named
+    assert len(results_table(at)) == len(recs)  # the Table tab still lists every row
+
+
+def test_franchise_notes_count_the_folded_titles():
+    from types import SimpleNamespace
+
+    assert cards.franchise_note(SimpleNamespace(also_names=["a", "b", "c"])) == \
+        "+ 3 more of this franchise in the list"
+    assert cards.franchise_note(SimpleNamespace(also_names=[])) == ""
+    assert cards.franchise_note(SimpleNamespace()) == ""
 
 
 def test_remaining_saves_are_shown(engine):

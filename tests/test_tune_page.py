@@ -1,7 +1,9 @@
 """The Tune page: on the tiny data for every control, and once on the bundled data."""
 
+import base64
 import json
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -13,7 +15,7 @@ TIMEOUT = 600
 #: Every parameter of the page's address, none at its default.
 EVERY_PARAMETER = {"split": "test", "users": "0", "k": "5", "seed": "1", "metric": "recall",
                    "segment": "light", "collab": "ease", "weight": "0.55",
-                   "against": "novelty"}
+                   "against": "novelty", "div": "0.3"}
 
 
 @pytest.fixture
@@ -49,7 +51,8 @@ def controls(at: AppTest) -> dict:
             "segment": at.session_state["tune_segment"],
             "collab": at.session_state["tune_collab"],
             "weight": f"{at.slider(key='tune_weight').value:.2f}",
-            "against": at.radio(key="tune_against").value}
+            "against": at.radio(key="tune_against").value,
+            "div": f"{at.slider(key='tune_div').value:.1f}"}
 
 
 def test_the_address_holds_every_choice_and_rebuilds_the_view(tiny_tune):
@@ -63,10 +66,11 @@ def test_the_address_holds_every_choice_and_rebuilds_the_view(tiny_tune):
     at.number_input(key="tune_k").set_value(10)
     at.selectbox(key="tune_metric").set_value("ndcg")
     at.slider(key="tune_weight").set_value(0.35)
-    at.radio(key="tune_against").set_value("diversity").run()
+    at.radio(key="tune_against").set_value("diversity")
+    at.slider(key="tune_div").set_value(0.7).run()
     assert not at.exception, at.exception
     changed = dict(EVERY_PARAMETER, split="validation", k="10", metric="ndcg", weight="0.35",
-                   against="diversity")
+                   against="diversity", div="0.7")
     assert dict(at.query_params) == changed
     again = page(changed)
     assert controls(again) == changed
@@ -113,14 +117,72 @@ def test_charts_have_no_overlapping_labels_percent_coverage_and_no_toolbar(tiny_
     at = page({"against": "coverage"})
     assert all(json.loads(c.proto.config) == {"displayModeBar": False}
                for c in at.get("plotly_chart"))
-    curve, tradeoff = figures(at)
-    for figure in (curve, tradeoff):
+    curve, tradeoff, variety = figures(at)
+    for figure in (curve, tradeoff, variety):
         assert not any("text" in t.get("mode", "") for t in figure["data"])
     # The only label drawn on a chart is the current weight's: algorithms are in the legend.
     assert [a["text"] for a in curve["layout"]["annotations"]] == [
         f"current {EngineParams().hybrid_weight:.2f}"]
     assert tradeoff["layout"]["xaxis"]["tickformat"] == ".0%"
     assert tradeoff["layout"]["xaxis"]["title"]["text"] == "Catalogue coverage"
+    assert [a["text"] for a in variety["layout"]["annotations"]] == ["variety 0.0"]
+
+
+def numbers(values) -> list[float]:
+    """A figure's data array: a plain list, or Plotly's typed-array form (base64 bytes)."""
+    if isinstance(values, dict):
+        raw = base64.b64decode(values["bdata"])
+        return np.frombuffer(raw, dtype=np.dtype(values["dtype"])).tolist()
+    return list(values)
+
+
+def variety_readout(at: AppTest) -> dict:
+    return {m.label.split(" at variety")[0]: (m.label, m.value, m.delta) for m in at.metric
+            if " at variety " in m.label}
+
+
+def test_the_variety_curve_is_computed_and_the_readout_follows_the_slider(tiny_tune):
+    from dashboard import tuning
+    from recommender.evaluation import DIVERSITIES
+
+    # Top 4 of the 12 titles each user has not rated: room to trade accuracy for variety.
+    at = page({"k": "4"})
+    assert not at.exception, at.exception
+    curve = figures(at)[2]
+    assert [t["name"] for t in curve["data"]] == ["NDCG@4", "Catalogue coverage",
+                                                   "Genre diversity@4"]
+    for trace in curve["data"]:
+        assert numbers(trace["x"]) == list(DIVERSITIES)
+        assert len(numbers(trace["y"])) == len(DIVERSITIES)
+    # The points are the sweep on the users and split the rest of the page evaluates.
+    frames = tuning.tune_frames()
+    sweep = tuning.evaluate_variety(*frames, split="validation", n_users=0, k=4, seed=0,
+                                    cache_dir=None, progress=lambda f, t: None).table
+    mine = sweep[sweep["segment"] == "all"].sort_values("diversity")
+    assert numbers(curve["data"][0]["y"]) == pytest.approx(mine["ndcg"].tolist())
+    assert numbers(curve["data"][2]["y"]) == pytest.approx(
+        mine["intra_list_diversity"].tolist())
+    users = at.dataframe[-1].value
+    assert set(mine["users"]) == {int(users.loc[users["segment"] == "all", "users"].iloc[0])}
+    # Variety mixes the two genre groups into each list, at some cost in accuracy.
+    assert mine["intra_list_diversity"].iloc[-1] > mine["intra_list_diversity"].iloc[0]
+    assert mine["ndcg"].iloc[-1] < mine["ndcg"].iloc[0]
+
+    before = variety_readout(at)
+    assert before["Genre diversity"][2] == "+0.000"  # at 0, the change from 0 is none
+    at.slider(key="tune_div").set_value(1.0).run()
+    assert not at.exception, at.exception
+    after = variety_readout(at)
+    assert after != before
+    top = mine[mine["diversity"] == 1.0].iloc[0]
+    plain = mine[mine["diversity"] == 0.0].iloc[0]
+    assert after["NDCG@4"][1] == f"{top['ndcg']:.4f}"
+    assert after["Genre diversity"][1] == f"{top['intra_list_diversity']:.3f}"
+    assert after["Genre diversity"][2] == \
+        f"{top['intra_list_diversity'] - plain['intra_list_diversity']:+.3f}"
+    assert at.query_params["div"] == "1.0"
+    link = next(c.value for c in at.caption if "Use this variety on Recommend" in c.value)
+    assert link.replace("\\", "").endswith("/recommend?div=1.0")
 
 
 def test_fitting_is_inside_the_progress(tmp_path):
@@ -145,7 +207,7 @@ def test_tune_page_on_the_bundled_data(monkeypatch, tmp_path):
     at = AppTest.from_file(str(ROOT / "pages" / "tune.py"), default_timeout=TIMEOUT).run()
     assert not at.exception, at.exception
     charts = figures(at)
-    assert len(charts) == 2
+    assert len(charts) == 3
     names = [trace.get("name") for trace in charts[0]["data"]]
     assert "hybrid on user-user" in names and "best weight" in names
     current = f"current {EngineParams().hybrid_weight:.2f}"  # the slider starts at the default
@@ -153,7 +215,9 @@ def test_tune_page_on_the_bundled_data(monkeypatch, tmp_path):
     table = at.dataframe[-1].value
     assert len(table) == (21 * 2 + len(ALGORITHMS)) * 3
     assert {"ndcg", "coverage", "novelty"} <= set(table.columns)
-    assert len(list(tmp_path.glob("*.json"))) == 2  # computed once per hybrid, cached on disk
+    # Computed once per hybrid and once for the variety sweep, cached on disk.
+    assert len(list(tmp_path.glob("*.json"))) == 3
+    assert len(list(tmp_path.glob("diversity-*.json"))) == 1
 
     at.slider(key="tune_weight").set_value(0.9).run()  # moving the weight only redraws
     assert not at.exception

@@ -1,5 +1,6 @@
 """Offline evaluation: the hold-out split, ranking metrics, the protocol and tuning helpers."""
 
+from recommender.evaluation.diversity import DIVERSITIES, DiversityCurve, evaluate_diversity
 from recommender.evaluation.metrics import (
     average_precision_at_k,
     catalogue_coverage,
@@ -37,6 +38,7 @@ from recommender.evaluation.protocol import (
 from recommender.evaluation.split import Split, split_ratings
 
 __all__ = [
+    "DIVERSITIES", "DiversityCurve", "evaluate_diversity",
     "ALGORITHMS", "LIGHT_USER_RATINGS", "METRICS", "RELEVANT_RATING", "SEGMENTS", "WEIGHTS",
     "EvalResult", "EvalSetup", "EvalSpec", "Split", "Variant", "average_precision_at_k",
     "best_weights", "catalogue_coverage", "evaluate", "genre_matrix", "hit_rate_at_k",

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -104,14 +104,15 @@ def compare_to(setup: EvalSetup, lists: Mapping[Variant, list[np.ndarray]],
     return pd.DataFrame(rows)
 
 
-def diversity_curve(setup: EvalSetup, algorithm: str, values: Sequence[float] = (
-        0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0), *, weight: float | None = None,
-        collaborative: str | None = None) -> pd.DataFrame:
-    """NDCG@k, recall@k, coverage and intra-list diversity as MMR's ``diversity`` grows.
+def diversity_lists(setup: EvalSetup, algorithm: str, values: Sequence[float], *,
+                    weight: float | None = None, collaborative: str | None = None,
+                    progress: Callable[[int, int], None] | None = None,
+                    ) -> dict[float, list[np.ndarray]]:
+    """Per MMR ``diversity`` value, each user's top-k (what ``recommend`` returns).
 
-    Lists come from the engine's own path (``Ranker.top_diverse``), so each
-    point is what ``recommend(..., diversity=d)`` returns. Scores are computed
-    once per user and reused for every value.
+    Lists come from the engine's own path (``Ranker.top_diverse``); scores are
+    computed once per user and reused for every value. ``progress(done, total)``
+    is called as users are scored.
     """
     engine, k = setup.engine, setup.spec.k
     ranker, context = engine.ranker, Context(engine.snapshot)
@@ -119,7 +120,9 @@ def diversity_curve(setup: EvalSetup, algorithm: str, values: Sequence[float] = 
     weight = engine.params.hybrid_weight if weight is None else weight
     lists: dict[float, list[np.ndarray]] = {float(d): [] for d in values}
     none = np.empty(0, np.int64)
-    for user_id in setup.user_ids:
+    total = len(setup.user_ids)
+    step = max(1, total // 100)
+    for done, user_id in enumerate(setup.user_ids, start=1):
         profile = engine.profile(user_id=int(user_id))
         allowed = ranker.allowed(profile, none)
         parts = ranker.parts(profile, context, algorithm, collaborative)
@@ -127,7 +130,23 @@ def diversity_curve(setup: EvalSetup, algorithm: str, values: Sequence[float] = 
                              collaborative=collaborative)
         for d in lists:
             lists[d].append(ranker.top_diverse(chain, k, allowed, d)[0])
-    n_items = len(engine.anime)
+        if progress is not None and (done % step == 0 or done == total):
+            progress(done, total)
+    return lists
+
+
+def diversity_curve(setup: EvalSetup, algorithm: str, values: Sequence[float] = (
+        0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0), *, weight: float | None = None,
+        collaborative: str | None = None) -> pd.DataFrame:
+    """NDCG@k, recall@k, coverage and intra-list diversity as MMR's ``diversity`` grows.
+
+    Each point is what ``recommend(..., diversity=d)`` returns (see
+    :func:`diversity_lists`).
+    """
+    k = setup.spec.k
+    lists = diversity_lists(setup, algorithm, values, weight=weight,
+                            collaborative=collaborative)
+    n_items = len(setup.engine.anime)
     rows = []
     for d, per_user in lists.items():
         rows.append({
