@@ -8,6 +8,7 @@ long as each test needs, on any machine.
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -66,8 +67,12 @@ def test_the_engine_serves_at_once_and_publishes_the_learned_models_when_fitted(
         with pytest.raises(ModelPreparingError, match="still being prepared"):
             call()
     assert issubclass(ModelPreparingError, RecommenderError)
-    stage, fraction = engine.background.progress
-    assert stage.startswith("fitting EASE") and 0.0 <= fraction < 1.0
+    # ALS fits first (not held), then the fit waits in EASE, and says so.
+    deadline = time.monotonic() + WAIT
+    while not engine.background.progress[0].startswith("fitting EASE"):
+        assert time.monotonic() < deadline, engine.background.progress
+        time.sleep(0.05)
+    assert 0.0 < engine.background.progress[1] < 1.0
     # A user saved meanwhile is kept, and served by the models published later.
     new_id = engine.add_user({1: 10, 2: 9, 3: 10})
     assert not (settings.cache_dir / "manifest.json").exists()  # saved once, at the end
