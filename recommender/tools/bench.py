@@ -360,7 +360,8 @@ def to_markdown(result: dict) -> str:
                      f"| {v.get('rows_per_second', '')} | {v.get('peak_rss_mib', '')} |")
     warm = result["warm_load"]
     if warm.get("status") == "ok":
-        lines.append(f"| cold build-index in a new process (database read, every model but the opt-in ranker, save) | ok | {warm['cold_build_seconds']} | "
+        lines.append("| cold build-index in a new process (database read, every model but the "
+                     f"opt-in ranker, save) | ok | {warm['cold_build_seconds']} | "
                      f"| {warm['cold_peak_rss_mib']} |")
         lines.append(f"| warm start: `from_settings` in a new process (index {warm['index']}, "
                      f"matrix {warm['matrix']}) | ok | {warm['seconds']} | | "

@@ -1,4 +1,4 @@
-"""Scale figures measured beside the engine's own: a plain ``COPY`` reference and two-process memory.
+"""Scale figures beside the engine's own: a plain ``COPY`` reference, two-process memory.
 
 - :func:`bench_pg_copy_reference` times a plain ``COPY ... FROM STDIN (FORMAT csv)``
   of the same ratings CSV into a table with its primary key already in place, on a
