@@ -36,7 +36,30 @@ def test_bench_tiny_writes_json_and_markdown(tmp_path, capsys):
     assert result["warm_load"]["index"] == "loaded"
     assert result["warm_load"]["matrix"] == "loaded from the cache"
     assert result["warm_load"]["peak_rss_mib"] > 0
+    # The cold build of every model, in its own child, with its own peak.
+    assert result["warm_load"]["cold_build_seconds"] > 0
+    assert result["warm_load"]["cold_peak_rss_mib"] > 0
+    # Two warm processes on one cache: each measured from smaps_rollup, sharing pages.
+    two = result["two_processes"]
+    assert two["status"] == "ok", two
+    assert len(two["each"]) == 2
+    for proc in (two["alone"], *two["each"]):
+        assert 0 < proc["private_mib"] <= proc["rss_mib"]
+        assert 0 < proc["pss_mib"] <= proc["rss_mib"]
+    assert two["combined_pss_mib"] == round(sum(p["pss_mib"] for p in two["each"]), 1)
+    assert 0 < two["combined_pss_over_one"] < 2.5
+    figures = result["figures"]
+    assert figures["cold_build_seconds"] == result["warm_load"]["cold_build_seconds"]
+    assert figures["two_process_pss_over_one"] == two["combined_pss_over_one"]
+    ref = result["pg_copy_reference"]
+    if IN_CI or ref["status"] != "unavailable":
+        assert ref["status"] == "ok", ref
+        assert ref["rows"] == result["build"]["rows"]
+        assert figures["pg_ingest_rows_per_second"] == \
+            result["ingest_postgresql"]["rows_per_second"]
     markdown = (out / "tiny.md").read_text()
+    assert "plain keyed `COPY` of the CSV" in markdown and "Two warm processes" in markdown
+    assert "| cold_build_seconds |" in markdown
     assert "warm start: `from_settings` in a new process" in markdown
     assert "| CSR matrix |" in markdown and "Recall / latency curve" in markdown
     assert (data / "tiny" / "rating.csv").exists()

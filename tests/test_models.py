@@ -268,3 +268,21 @@ def test_mf_contributions_are_implicit_s_explanation(engine, bundled_engine, sou
                 assert abs(every[i] - s) <= tolerance
             checked += 1
     assert checked == len(profiles) * 4
+
+
+def test_mf_confidences_from_a_read_only_matrix():
+    """The cached matrix is memory-mapped read-only: the confidences must not write to it."""
+    from recommender.models.mf import confidence_matrix
+
+    ratings = sp.csr_matrix(np.array([[8, -1, 0, 3], [0, 10, 2, 0], [-1, 0, 7, 9]],
+                                     dtype=np.float32))
+    for array in (ratings.data, ratings.indices, ratings.indptr):
+        array.setflags(write=False)
+    before = ratings.toarray()
+    conf = confidence_matrix(ratings, alpha=2.0, watched_value=0.5, dislike_below=5.0)
+    # 1 + alpha * rating / 10; "watched" (-1) rows take watched_value; below 5 is a dislike.
+    assert conf[0, 0] == pytest.approx(1.0 + 2.0 * 0.8)
+    assert conf[0, 1] == pytest.approx(1.0 + 2.0 * 0.5)
+    assert conf[0, 3] == pytest.approx(-(1.0 + 2.0 * (5.0 - 3.0) / 10.0))
+    assert conf.nnz == ratings.nnz
+    np.testing.assert_array_equal(ratings.toarray(), before)

@@ -50,7 +50,10 @@ def confidence_matrix(ratings: sp.csr_matrix, *, alpha: float, watched_value: fl
     """
     ratings = sp.csr_matrix(ratings, dtype=np.float32)
     values = np.where(ratings.data < 0, watched_value, ratings.data / 10.0).astype(np.float32)
-    pref = sp.csr_matrix((values, ratings.indices, ratings.indptr), shape=ratings.shape)
+    # Own copies of the index arrays: ``eliminate_zeros`` below works in place, and the
+    # cached matrix is memory-mapped read-only ("WRITEBACKIFCOPY base is read-only").
+    pref = sp.csr_matrix((values, ratings.indices.copy(), ratings.indptr.copy()),
+                         shape=ratings.shape)
     if bm25:
         from implicit.nearest_neighbours import bm25_weight
 
