@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 
 from recommender.evaluation.compare import diversity_lists
-from recommender.evaluation.metrics import catalogue_coverage
 from recommender.evaluation.protocol import (
     CACHE_VERSION,
     EngineFactory,
@@ -28,7 +27,8 @@ from recommender.evaluation.protocol import (
     Progress,
     data_fingerprint,
     prepare,
-    user_metrics,
+    segment_means,
+    write_cached,
 )
 from recommender.evaluation.split import Split
 
@@ -95,32 +95,19 @@ def evaluate_diversity(anime: pd.DataFrame, ratings: pd.DataFrame, spec: EvalSpe
             "score_seconds": round(time.perf_counter() - fitted, 2)}
     curve = DiversityCurve(table, algorithm, meta)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"algorithm": algorithm, "meta": meta,
-                                   "table": json.loads(table.to_json(orient="records"))}))
-        tmp.replace(path)  # atomic: a reader never sees half a file
+        write_cached(path, {"algorithm": algorithm, "meta": meta,
+                            "table": json.loads(table.to_json(orient="records"))})
     return curve
 
 
 def curve_table(setup, lists: dict[float, list[np.ndarray]]) -> pd.DataFrame:
     """The sweep's rows from each setting's lists, per user segment (all, light, heavy)."""
-    n_items = len(setup.engine.anime)
-    masks = {"all": np.ones(len(setup.user_ids), bool), "light": setup.light,
-             "heavy": ~setup.light}
     rows = []
     for diversity, per_user in lists.items():
-        frame = user_metrics(setup, per_user)
-        for segment, mask in masks.items():
-            chosen = [x for x, keep in zip(per_user, mask) if keep]
-            picked = frame[mask]
-            rows.append({
-                "diversity": float(diversity), "segment": segment, "users": int(mask.sum()),
-                "ndcg": float(picked["ndcg"].mean()) if mask.any() else float("nan"),
-                "coverage": catalogue_coverage(chosen, n_items),
-                # A one-item list has no pair, so no diversity (NaN): left out of the mean.
-                "intra_list_diversity": float(np.nanmean(picked["diversity"]))
-                if picked["diversity"].notna().any() else float("nan"),
-                "novelty": float(picked["novelty"].mean()) if mask.any() else float("nan"),
-            })
+        for segment, users, means, coverage in segment_means(setup, per_user):
+            # A one-item list has no pair, so no diversity (NaN): left out of the mean.
+            rows.append({"diversity": float(diversity), "segment": segment, "users": users,
+                         "ndcg": float(means["ndcg"]), "coverage": coverage,
+                         "intra_list_diversity": float(means["diversity"]),
+                         "novelty": float(means["novelty"])})
     return pd.DataFrame(rows)

@@ -218,22 +218,38 @@ def user_metrics(setup: EvalSetup, lists: list[np.ndarray]) -> pd.DataFrame:
                                        "novelty", "diversity"])
 
 
-def metrics_table(setup: EvalSetup, lists: Mapping[Variant, list[np.ndarray]]) -> pd.DataFrame:
-    """One row per (variant, segment) with the mean of each metric over its users."""
+def segment_means(setup: EvalSetup, lists: list[np.ndarray]):
+    """Per user segment (all, light, heavy) of one variant's lists: its name, its number
+    of users, the mean of each :func:`user_metrics` column over them (NaN skipped; NaN
+    for no users) and the catalogue coverage of their lists."""
     n_items = len(setup.engine.anime)
     masks = {"all": np.ones(len(setup.user_ids), bool), "light": setup.light,
              "heavy": ~setup.light}
+    frame = user_metrics(setup, lists)
+    for segment, mask in masks.items():
+        chosen = [x for x, keep in zip(lists, mask) if keep]
+        means = frame[mask].mean() if mask.any() else frame.iloc[:0].mean()
+        yield segment, int(mask.sum()), means, catalogue_coverage(chosen, n_items)
+
+
+def write_cached(path: Path, payload: dict) -> None:
+    """Write one cached evaluation result as JSON, atomically: a reader never sees half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload))
+    tmp.replace(path)
+
+
+def metrics_table(setup: EvalSetup, lists: Mapping[Variant, list[np.ndarray]]) -> pd.DataFrame:
+    """One row per (variant, segment) with the mean of each metric over its users."""
     rows = []
     for v, per_user in lists.items():
-        frame = user_metrics(setup, per_user)
-        for segment, mask in masks.items():
-            chosen = [x for x, keep in zip(per_user, mask) if keep]
-            means = frame[mask].mean() if mask.any() else frame.iloc[:0].mean()
+        for segment, users, means, coverage in segment_means(setup, per_user):
             row = {"variant": v.label, "algorithm": v.algorithm, "weight": v.weight,
-                   "segment": segment, "users": int(mask.sum())}
+                   "segment": segment, "users": users}
             row.update({m: float(means[m]) for m in ("ndcg", "recall", "precision",
                                                       "hit_rate", "map")})
-            row["coverage"] = catalogue_coverage(chosen, n_items)
+            row["coverage"] = coverage
             row["novelty"] = float(means["novelty"])
             row["diversity"] = float(means["diversity"])
             rows.append(row)
@@ -319,10 +335,7 @@ def evaluate(anime: pd.DataFrame, ratings: pd.DataFrame, spec: EvalSpec | None =
             "score_seconds": round(time.perf_counter() - fitted, 2)}
     result = EvalResult(table, spec, meta)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result.to_json()))
-        tmp.replace(path)  # atomic: a reader never sees half a file
+        write_cached(path, result.to_json())
     return result
 
 
