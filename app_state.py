@@ -21,8 +21,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import summaries
+from dashboard.choices import algorithm_label
 from recommender import RecommenderEngine
-from recommender.config import Settings, load_settings, redact_url
+from recommender.config import Settings, load_environ, load_settings, redact_url
+from recommender.core.params import parse_value
 from recommender.core.validate import MAX_ID, parse_id
 from recommender.errors import DatabaseError, RecommenderError
 from recommender.models import registry
@@ -129,10 +131,8 @@ def background_fit() -> bool:
     as they are ready, and the learned models' choices say "still preparing"
     until a background thread has fitted them. Off, the first page waits for all.
     """
-    import os
-
-    return (os.environ.get("ANIREC_BACKGROUND_FIT") or "1").strip().lower() \
-        not in {"0", "false", "no", "off"}
+    raw = load_environ().get("ANIREC_BACKGROUND_FIT") or "1"
+    return parse_value(raw, bool, "ANIREC_BACKGROUND_FIT")
 
 
 def _build_engine(settings: Settings, progress) -> RecommenderEngine:
@@ -287,66 +287,29 @@ def user_ratings(version: str, user_id: int, _engine: RecommenderEngine) -> pd.D
 
 
 # ---------------------------------------------------------------------- page helpers
-def algorithm_choices(engine: RecommenderEngine, preparing: bool = False) -> list[str]:
-    """Algorithms to offer, hybrid first, then the collaborative ones, content and the rest.
+def ready_choice(engine: RecommenderEngine, algorithm: str,
+                 collaborative: str) -> tuple[str, str]:
+    """The algorithm and collaborative part to serve now for the visitor's choice.
 
-    ``preparing=True`` also lists those still being fitted in the background (in the
-    order they will have), so the choices do not move when they become ready.
+    A choice still being fitted in the background is served by the engine's ready
+    default meanwhile, under a notice naming what is being prepared; the sidebar's
+    progress (:func:`sidebar_status`) reruns the page once it is ready, so the
+    visitor never has to reload.
     """
-    waiting = engine.preparing if preparing else ()
-    names = [a for a in (*engine.algorithms, *waiting)
-             if a == registry.HYBRID or registry.get(a).offered]
-    collaborative = [*engine.collaborative_algorithms,
-                     *(a for a in waiting if registry.get(a).collaborative)]
-    first = ["hybrid", *_in_registry_order(collaborative), "content"]
-    ordered = [a for a in first if a in names]
-    return ordered + _in_registry_order(a for a in names if a not in ordered)
-
-
-def collaborative_choices(engine: RecommenderEngine) -> list[str]:
-    """The hybrid's possible collaborative parts, those still being fitted included."""
-    return _in_registry_order([*engine.collaborative_algorithms,
-                               *(a for a in engine.preparing if registry.get(a).collaborative)])
-
-
-def _in_registry_order(names) -> list[str]:
-    names = list(dict.fromkeys(names))
-    rank = {a.name: i for i, a in enumerate(registry.ALGORITHMS)}
-    return sorted(names, key=lambda n: rank.get(n, len(rank)))
-
-
-def algorithm_label(name: str) -> str:
-    """How the dashboard names an algorithm (the registry's label)."""
-    if name == registry.HYBRID:
-        return "Hybrid"
-    try:
-        return registry.get(name).label
-    except RecommenderError:
-        return str(name)
-
-
-def preparing_captions(engine: RecommenderEngine, names: list[str]) -> list[str]:
-    """Per choice, "still preparing" for one being fitted in the background, else nothing."""
-    waiting = engine.preparing
-    return ["still preparing" if name in waiting else "" for name in names]
-
-
-def preparing_notice(engine: RecommenderEngine, wanted: list[str]) -> None:
-    """Say which of ``wanted`` are still being fitted, and rerun the page once they are.
-
-    The sidebar's progress (:func:`sidebar_status`) reruns the page when they are
-    ready, so the visitor never has to reload.
-    """
-    waiting = [name for name in wanted if name in engine.preparing]
-    if not waiting:
-        return
-    names = ", ".join(algorithm_label(n) for n in waiting)
-    background = engine.background
-    stage, fraction = background.progress if background is not None else ("fitting", 0.0)
-    st.info(f"{md_escape(names)} {'is' if len(waiting) == 1 else 'are'} still being "
-            f"prepared ({md_escape(stage)}, {fraction:.0%} of the learned models done): "
-            "the list below comes from the models that are ready, and this page updates by "
-            "itself when the rest are.", icon=":material/hourglass_top:")
+    waiting = engine.preparing  # read once: the background fit may publish meanwhile
+    wanted = [algorithm, collaborative] if algorithm == registry.HYBRID else [algorithm]
+    named = [algorithm_label(n) for n in wanted if n in waiting]
+    if named:
+        stage, fraction = engine.background.progress
+        st.info(f"{md_escape(', '.join(named))} {'is' if len(named) == 1 else 'are'} still "
+                f"being prepared ({md_escape(stage)}, {fraction:.0%} of the learned models "
+                "done): the list below comes from the models that are ready, and this page "
+                "updates by itself when the rest are.", icon=":material/hourglass_top:")
+    if algorithm in waiting:
+        algorithm = engine.default_algorithm
+    if collaborative in waiting:
+        collaborative = engine.default_collaborative
+    return algorithm, collaborative
 
 
 @st.fragment(run_every=2.0)
@@ -453,23 +416,6 @@ def nav_link(page: str, label: str, icon: str | None = None,
 
 
 # ---------------------------------------------------------------------- layout
-def default_algorithm(engine: RecommenderEngine) -> str:
-    """The algorithm a first view uses: the engine's default (``EngineParams``).
-
-    Still being fitted, it is chosen anyway (and labelled so) while the ready models
-    serve; not fitted at all (``use_models`` off), the first choice is.
-    """
-    choices = algorithm_choices(engine, preparing=True)
-    name = engine.params.default_algorithm
-    return name if name in choices else choices[0]
-
-
-def default_collaborative(engine: RecommenderEngine) -> str:
-    """The hybrid's collaborative part in a first view: the engine's default (as above)."""
-    name = engine.params.hybrid_collaborative
-    return name if name in collaborative_choices(engine) else engine.default_collaborative
-
-
 def is_phone() -> bool:
     """True for a phone's browser (its user agent says "Mobi"), where space is short."""
     try:

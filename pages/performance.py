@@ -5,7 +5,7 @@ import plotly.express as px
 import streamlit as st
 
 import app_state
-from dashboard import charts, state, summaries
+from dashboard import charts, choices, state, summaries
 from dashboard.explain import index_explanation
 from recommender.core.profiling import PROFILER
 from recommender.errors import RecommenderError
@@ -13,7 +13,7 @@ from recommender.tools import measure
 
 engine = app_state.engine_or_stop()
 session = st.session_state
-algorithms = app_state.algorithm_choices(engine)
+algorithms = choices.algorithm_choices(engine)
 state.keep({"perf_users": 30, "perf_algorithms": algorithms,
             "perf_ef": engine.knn.config.ef, "perf_candidates": engine.knn.config.n_candidates,
             "perf_k": 20, "perf_ann_users": 20})
@@ -38,7 +38,7 @@ st.subheader("Latency per algorithm")
 c1, c2, c3 = st.columns([2, 4, 2], vertical_alignment="bottom")
 sample_size = c1.slider("Users in the sample", 10, 200, step=10, key="perf_users")
 chosen = c2.multiselect("Algorithms", algorithms, key="perf_algorithms",
-                        format_func=app_state.algorithm_label)
+                        format_func=choices.algorithm_label)
 if c3.button("Run the latency sample", icon=":material/play_arrow:", type="primary",
              width="stretch"):
     if not chosen:

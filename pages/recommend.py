@@ -6,7 +6,7 @@ from streamlit_searchbox import st_searchbox
 
 import app_state
 from app_state import md_escape
-from dashboard import cards, share, summaries
+from dashboard import cards, choices, share, summaries
 from dashboard.state import keep, put
 from recommender.core.validate import MAX_ID
 from recommender.data.catalog import anime_url
@@ -18,8 +18,8 @@ version = app_state.engine_version(engine)
 state = st.session_state
 # Models still being fitted in the background are listed too (labelled so), so that a
 # share link naming one, and the default choice, hold while they are prepared.
-algorithms = app_state.algorithm_choices(engine, preparing=True)
-collaborative_parts = app_state.collaborative_choices(engine)
+algorithms = choices.algorithm_choices(engine, preparing=True)
+collaborative_parts = choices.collaborative_choices(engine)
 params = engine.params
 user_ids = engine.user_ids()
 
@@ -28,6 +28,11 @@ MODES = ("Existing user", "Build your own list")
 RATING_OPTIONS = [0, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, -1]
 WEIGHT_STEP = 0.05
 N_RANGE, K_RANGE = (1, 50), (5, 100)
+
+
+def neighbours_used(algorithm: str, collaborative: str) -> bool:
+    """Whether ``k`` matters: user-user alone, or as the hybrid's collaborative part."""
+    return algorithm == "user-user" or (algorithm == "hybrid" and collaborative == "user-user")
 
 
 def rating_label(value) -> str:
@@ -72,7 +77,7 @@ def url_choice(name: str, allowed: list[str], default: str, what: str) -> str:
     raw = query.get(name)
     if raw is not None and raw not in allowed:
         notices.append(f"Unknown {what} “{md_escape(raw)}” in the address; using "
-                       f"{app_state.algorithm_label(default)}.")
+                       f"{choices.algorithm_label(default)}.")
     return raw if raw in allowed else default
 
 
@@ -91,9 +96,9 @@ keep({
     "rec_mode": url_mode,
     "rec_user": url_user,
     "rec_algorithm": lambda: url_choice("algorithm", algorithms,
-                                        app_state.default_algorithm(engine), "algorithm"),
+                                        choices.default_algorithm(engine), "algorithm"),
     "rec_cf": lambda: url_choice("collab", collaborative_parts,
-                                 app_state.default_collaborative(engine), "collaborative part"),
+                                 choices.default_collaborative(engine), "collaborative part"),
     "rec_weight": url_weight,
     "rec_k": lambda: int(url_value("k", int, *K_RANGE, default_k, "k")),
     "rec_n": lambda: int(url_value("n", int, *N_RANGE, 10, "n")),
@@ -300,20 +305,20 @@ with st.expander("Algorithm, weight and list size", expanded=not app_state.is_ph
     # Labels stay the same while models are prepared (a widget's value is matched by its
     # label), so "still preparing" is a caption under the choice.
     algorithm = c1.radio("Algorithm", algorithms, key="rec_algorithm", horizontal=True,
-                         format_func=app_state.algorithm_label,
-                         captions=app_state.preparing_captions(engine, algorithms))
+                         format_func=choices.algorithm_label,
+                         captions=choices.preparing_captions(engine, algorithms))
     hybrid = algorithm == "hybrid"
     collaborative = state.rec_cf if state.rec_cf in collaborative_parts else \
-        app_state.default_collaborative(engine)
+        choices.default_collaborative(engine)
     if hybrid and len(collaborative_parts) > 1:
         collaborative = c1.selectbox("Collaborative part", collaborative_parts, key="rec_cf",
-                                     format_func=app_state.algorithm_label)
+                                     format_func=choices.algorithm_label)
     weight = c2.slider("Collaborative share (hybrid weight)", 0.0, 1.0, step=WEIGHT_STEP,
                        key="rec_weight", disabled=not hybrid,
                        help="1 = only the collaborative part, 0 = only similar content.")
     variety = c2.slider("Variety", 0.0, 1.0, step=0.1, key="rec_div",
                         help="0 = the plain ranking; higher re-ranks for more varied genres.")
-    uses_neighbours = algorithm == "user-user" or (hybrid and collaborative == "user-user")
+    uses_neighbours = neighbours_used(algorithm, collaborative)
     k = c3.slider("Neighbours (k)", *K_RANGE, step=5, key="rec_k", disabled=not uses_neighbours)
     n = c4.slider("Results (n)", *N_RANGE, key="rec_n")
 
@@ -333,13 +338,9 @@ st.query_params.from_dict(shared)
 # ------------------------------------------------------------------ results
 # A choice still being fitted is served by the ready models meanwhile (the address
 # keeps the choice, so the page shows it once it is ready).
-app_state.preparing_notice(engine, [algorithm, collaborative] if hybrid else [algorithm])
-if algorithm in engine.preparing:
-    algorithm = engine.default_algorithm
-    hybrid = algorithm == "hybrid"
-if collaborative in engine.preparing:
-    collaborative = engine.default_collaborative
-uses_neighbours = algorithm == "user-user" or (hybrid and collaborative == "user-user")
+algorithm, collaborative = app_state.ready_choice(engine, algorithm, collaborative)
+hybrid = algorithm == "hybrid"
+uses_neighbours = neighbours_used(algorithm, collaborative)
 request = {"algorithm": algorithm, "weight": weight, "n": n, "collaborative": collaborative,
            "diversity": variety}
 if uses_neighbours:
@@ -357,13 +358,13 @@ except RecommenderError as exc:
     st.stop()
 
 who = f"user {subject[1]}" if subject[0] == "user" else None
-method = app_state.algorithm_label(algorithm)
+method = choices.algorithm_label(algorithm)
 if hybrid:
-    method += f" ({app_state.algorithm_label(collaborative)} + content, weight {weight:.2f})"
+    method += f" ({choices.algorithm_label(collaborative)} + content, weight {weight:.2f})"
 st.subheader(f"Top {len(recs)} for {who or 'your list'} · {method}")
 if recs.attrs.get("fallback"):
-    st.info(f"{app_state.algorithm_label(algorithm)} found no evidence for this profile, so the "
-            f"list comes from {app_state.algorithm_label(recs.attrs['method'])} instead.")
+    st.info(f"{choices.algorithm_label(algorithm)} found no evidence for this profile, so the "
+            f"list comes from {choices.algorithm_label(recs.attrs['method'])} instead.")
 if recs.attrs.get("unknown_ids"):
     st.warning(f"Left out anime not in the catalogue: {recs.attrs['unknown_ids']}")
 
@@ -409,7 +410,7 @@ with tab_cards:
             with column.container(border=True):
                 cards.draw_card(row, who=who, best=best,
                                 weight=weight if hybrid else None,
-                                collaborative=app_state.algorithm_label(collaborative))
+                                collaborative=choices.algorithm_label(collaborative))
                 cards.draw_folded(row)
 with tab_table:
     columns = ["rank", "anime_id", "name", "type", "episodes", "genre", "community_rating",
