@@ -125,15 +125,14 @@ def evaluate_hybrids(anime: pd.DataFrame, ratings: pd.DataFrame, *, split: str, 
     algorithm alone); hybrid variants read e.g. "hybrid (EASE) w=0.55".
     """
     parts = len(COLLABORATIVE)
-    fit_share = FIT_SHARE
     factory = factory or reporting_factory(fitting_progress(progress))
     tables, results = [], []
     for number, collaborative in enumerate(COLLABORATIVE):
         name = COLLABORATIVE_LABELS[collaborative]
-        start = fit_share + (1 - fit_share) * number / parts
+        start = FIT_SHARE + (1 - FIT_SHARE) * number / parts
 
         def scoring(done: int, total: int, start=start, name=name) -> None:
-            progress(start + (1 - fit_share) / parts * done / max(total, 1),
+            progress(start + (1 - FIT_SHARE) / parts * done / max(total, 1),
                      f"Scoring users for the hybrid on {name}… {done}/{total}")
 
         spec = EvalSpec(split=split, n_users=n_users, k=k, random_state=seed, weights=WEIGHTS,

@@ -5,7 +5,7 @@ import os
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from app_state import algorithm_label, md_escape, parse_in_range
+from app_state import md_escape, parse_in_range
 from dashboard import state, tuning
 from dashboard.charts import (
     CHART_CONFIG,
@@ -14,6 +14,7 @@ from dashboard.charts import (
     tradeoff_chart,
     weight_curve,
 )
+from dashboard.choices import algorithm_label
 from recommender.config import EngineParams, load_settings
 from recommender.errors import RecommenderError
 from recommender.evaluation import METRICS, SEGMENTS
