@@ -185,8 +185,8 @@ else:
     st.caption(f"Rows: user {user_id} first, then up to 15 nearest users; columns: titles user "
                f"{user_id} watched, chosen to tell the neighbours apart (some watched it, "
                "some did not, or their ratings differ), not the ones everybody watched; "
-               "-1 = watched, not rated; blank = not watched. Hover a cell for the title's "
-               "MyAnimeList address.")
+               "-1 = watched, not rated; blank = not watched. Each title opens its "
+               "MyAnimeList page; hover a cell for the full title.")
     with st.expander("The titles in the heat map, with links"):
         ids = heat.attrs.get("anime_ids", [])
         st.dataframe(pd.DataFrame({"title": list(heat.columns), "anime_id": ids,
