@@ -106,8 +106,14 @@ def test_ease_closed_form_matches_a_direct_inverse():
     rng = np.random.default_rng(3)
     x = sp.random(60, 12, density=0.3, random_state=rng, format="csr", dtype=np.float32)
     x.data = np.ceil(x.data * 10) / 10
-    gram = gram_matrix(x, chunk_products=40)  # forces several user chunks
-    assert np.allclose(gram, (x.T @ x).toarray(), atol=1e-5)
+    for threads in (1, 2, 5):  # one band, and several bands of rows on their own threads
+        assert np.allclose(gram_matrix(x, threads=threads), (x.T @ x).toarray(), atol=1e-5)
+    # Unsorted indices and duplicate entries sum as in a sparse product.
+    messy = sp.csr_matrix((np.array([1.0, 2.0, 0.5, 3.0], np.float32), np.array([3, 1, 3, 0]),
+                           np.array([0, 3, 4])), shape=(2, 12))
+    assert not messy.has_canonical_format
+    assert np.allclose(gram_matrix(messy, threads=2), (messy.T @ messy).toarray())
+    gram = gram_matrix(x)
     lam = 1.5
     inverse = np.linalg.inv((x.T @ x).toarray().astype(np.float64) + lam * np.eye(12))
     expected = np.eye(12) - inverse / np.diag(inverse)[None, :]
