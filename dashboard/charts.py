@@ -37,12 +37,14 @@ def short(value: object, limit: int = AXIS_TITLE_CHARS) -> str:
 LABELS = {"ndcg": "NDCG", "recall": "Recall", "precision": "Precision", "hit_rate": "Hit rate",
           "map": "MAP", "coverage": "Catalogue coverage", "novelty": "Novelty (bits)",
           "diversity": "Genre diversity"}
-LABELS_COLLAB = {"user-user": "user-user", "ease": "EASE", "mf": "matrix factorisation"}
+LABELS_COLLAB = {"user-user": "user-user", "ease": "EASE", "mf": "matrix factorisation",
+                 "ranker": "learned ranker"}
 
 
 #: Metrics that are shares of a whole, shown as percentages.
 PERCENT = {"coverage"}
-HYBRID_COLOURS = {"user-user": "#1f77b4", "ease": "#ff7f0e", "mf": "#2ca02c"}
+HYBRID_COLOURS = {"user-user": "#1f77b4", "ease": "#ff7f0e", "mf": "#2ca02c",
+                  "ranker": "#d62728"}
 ALONE_SYMBOLS = ["diamond", "square", "triangle-up", "cross", "x", "star-triangle-up",
                  "pentagon", "hexagon"]
 

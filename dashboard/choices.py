@@ -60,11 +60,14 @@ def default_algorithm(engine: RecommenderEngine) -> str:
     """The algorithm a first view uses: the engine's default (``EngineParams``).
 
     Still being fitted, it is chosen anyway (and labelled so) while the ready models
-    serve; not fitted at all (``use_models`` off), the first choice is.
+    serve; not fitted at all (``use_ranker`` or ``use_models`` off), the engine's
+    fallback is (the best fitted one on validation).
     """
     choices = algorithm_choices(engine, preparing=True)
     name = engine.params.default_algorithm
-    return name if name in choices else choices[0]
+    if name in choices:
+        return name
+    return engine.default_algorithm if engine.default_algorithm in choices else choices[0]
 
 
 def default_collaborative(engine: RecommenderEngine) -> str:

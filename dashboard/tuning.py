@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 import pandas as pd
 
+from dashboard.charts import LABELS_COLLAB
 from recommender.config import EngineParams
 from recommender.data.catalog import load_bundled_anime, load_bundled_ratings
 from recommender.evaluation import (
@@ -28,9 +29,9 @@ from recommender.evaluation.tuning import reporting_factory
 #: The weight slider's step, as on the Recommend page; every step is evaluated.
 WEIGHT_STEP = 0.05
 WEIGHTS: tuple[float, ...] = tuple(round(WEIGHT_STEP * i, 2) for i in range(21))
-#: Collaborative parts the hybrid is evaluated on (Recommend offers both).
-COLLABORATIVE: tuple[str, ...] = ("user-user", "ease")
-COLLABORATIVE_LABELS = {"user-user": "user-user", "ease": "EASE"}
+#: Collaborative parts the hybrid is evaluated on (Recommend offers each).
+COLLABORATIVE: tuple[str, ...] = ("user-user", "ease", "ranker")
+COLLABORATIVE_LABELS = {c: LABELS_COLLAB[c] for c in COLLABORATIVE}
 #: The readout's metrics: accuracy, the share of the catalogue shown, and novelty.
 READOUT = ("ndcg", "coverage", "novelty")
 #: The variety readout's metrics: accuracy, the share of the catalogue shown, genre diversity.

@@ -23,7 +23,7 @@ from recommender.evaluation import METRICS, SEGMENTS
 DEFAULT_USERS = int(os.environ.get("ANIREC_TUNE_USERS", "300"))
 CACHE_DIR = os.environ.get("ANIREC_EVAL_CACHE_DIR") or str(load_settings().eval_cache_dir)
 DEFAULT_WEIGHT = EngineParams().hybrid_weight
-# The served hybrid's part, when Tune evaluates it (it evaluates user-user and EASE).
+# The served hybrid's part, when Tune evaluates it (it evaluates every part it offers).
 DEFAULT_COLLAB = (EngineParams().hybrid_collaborative
                   if EngineParams().hybrid_collaborative in tuning.COLLABORATIVE else "user-user")
 ACCURACY = ("ndcg", "recall", "precision", "hit_rate", "map")

@@ -43,6 +43,13 @@ OTHER_SETTINGS = frozenset({"ANIREC_CACHE_DIR", "ANIREC_TUNE_USERS", "ANIREC_EVA
                             "ANIREC_BACKGROUND_FIT"})
 
 
+#: The learned algorithms best first on validation (NDCG@10 above): a default that is
+#: not fitted (``use_ranker`` off, or still being fitted in the background) falls back
+#: to the first of these that is, for the default algorithm and the hybrid's part
+#: alike; with none fitted, to the hybrid over user-user.
+VALIDATION_ORDER: tuple[str, ...] = ("ranker", "blend", "ease", "mf")
+
+
 def _default_models() -> Mapping[str, Any]:
     return MappingProxyType(registry.default_configs())
 
@@ -61,23 +68,24 @@ class EngineParams:
     # split): `python -m recommender evaluate --users 1000 --split validation` (seed 0,
     # NDCG@10; README "Evaluation"). The figure that chose each is beside it.
     #: What ``recommend()`` uses when no algorithm is named (and the dashboard's first
-    #: view): blend 0.2951 > hybrid (EASE, w=0.9) 0.2944 > ease 0.2934 > ranker 0.2916 >
-    #: mf 0.2696 > hybrid (user-user, w=0.7, the old default) 0.2316.
-    default_algorithm: str = "blend"
-    #: The hybrid's collaborative part when none is named: the hybrid at its best weight
-    #: scores 0.2944 with EASE, against 0.2316 with user-user.
-    hybrid_collaborative: str = "ease"
-    #: Share of the collaborative part in the hybrid (the dashboard's first value): the
-    #: best weight for the EASE part, 0.9 (0.2944; w=1 is EASE alone, 0.2934).
+    #: view): hybrid (ranker, w=0.9) 0.3053 (1.041x EASE, 95% interval [1.010, 1.071]) >
+    #: ranker 0.3037 (1.035x) > blend 0.2944 > ease 0.2934 > mf 0.2696 > user-user
+    #: 0.2146. When it is not fitted, the first of :data:`VALIDATION_ORDER` that is.
+    default_algorithm: str = "hybrid"
+    #: The hybrid's collaborative part when none is named: at its best weight the hybrid
+    #: scores 0.3053 with the ranker, 0.2944 with EASE and 0.2316 with user-user.
+    hybrid_collaborative: str = "ranker"
+    #: Share of the collaborative part in the hybrid (the dashboard's first value): with
+    #: the ranker part, w=0.8 0.3030, w=0.9 0.3053, w=1 (the ranker alone) 0.3037.
     hybrid_weight: float = 0.9
     #: Recommend adult (Hentai) titles too.
     include_adult: bool = False
-    #: Fit the learned models (mf, ease, blend); off makes start-up faster.
+    #: Fit the learned models (mf, ease, blend, ranker); off makes start-up faster.
     use_models: bool = True
-    #: Fit the learned two-stage ranker too (needs ``use_models``). Off by default: on
-    #: test it scored 1.010x EASE with a 95% interval of [0.993, 1.029], not better than
-    #: the blend on validation, at about 10x EASE's latency and twice the cold fit.
-    use_ranker: bool = False
+    #: Fit the learned two-stage ranker too (needs ``use_models``). It is the hybrid's
+    #: best part on validation (above); off saves its fit (about as long as every other
+    #: model together) and the hybrid falls back to EASE.
+    use_ranker: bool = True
     models: Mapping[str, Any] = field(default_factory=_default_models)
 
     def __post_init__(self) -> None:

@@ -65,9 +65,47 @@ def bundled_frames():
 
 
 @pytest.fixture(scope="session")
-def bundled_engine(bundled_frames):
-    anime, ratings = bundled_frames
-    return RecommenderEngine.from_frames(anime, ratings)
+def bundled_site(tmp_path_factory) -> Path:
+    """A database holding the bundled data and a model cache fitted on it, made once.
+
+    A first start on the bundled data fits every model (about two minutes here).
+    Page and command-line tests that only need a started dashboard or CLI copy
+    these files (:func:`copy_bundled_site`) and start warm on their own copy, so
+    what one test saves reaches no other. tests/test_browser.py still makes the
+    cold first start on the bundled data (the background fit included), and
+    tests/test_background_fit.py covers the background fit itself.
+    """
+    from recommender.config import Settings
+
+    root = tmp_path_factory.mktemp("bundled-site")
+    settings = Settings(database_url=f"sqlite:///{root / 'anime.db'}", cache_dir=root / "cache")
+    engine = RecommenderEngine.from_settings(settings)
+    assert engine.build_info["index"] == "built"
+    return root
+
+
+def copy_bundled_site(site: Path, directory: Path) -> dict[str, str]:
+    """Copy :func:`bundled_site` into ``directory``; returns its DATABASE_URL and cache."""
+    import shutil
+
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(site / "anime.db", directory / "anime.db")
+    shutil.copytree(site / "cache", directory / "cache")
+    return {"DATABASE_URL": f"sqlite:///{directory / 'anime.db'}",
+            "ANIREC_CACHE_DIR": str(directory / "cache")}
+
+
+@pytest.fixture(scope="session")
+def bundled_engine(bundled_site, tmp_path_factory):
+    """The engine on the bundled data with the default parameters, started warm.
+
+    On its own copy of :func:`bundled_site`, so nothing it might save reaches it.
+    """
+    from recommender.config import Settings
+
+    env = copy_bundled_site(bundled_site, tmp_path_factory.mktemp("bundled-engine"))
+    return RecommenderEngine.from_settings(Settings(database_url=env["DATABASE_URL"],
+                                                    cache_dir=Path(env["ANIREC_CACHE_DIR"])))
 
 
 # --------------------------------------------------------------------------- databases

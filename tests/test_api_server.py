@@ -8,66 +8,34 @@ and so are the users of the first run (loaded at start).
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import ROOT, TINY_ENV, fill_tiny_database
+from conftest import TINY_ENV, fill_tiny_database
+from recommender.tools.loadtest import Server
 
 KEY = "server-test-key"
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    def __init__(self, env: dict, workers: int, log: Path):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        self._out = log.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "recommender", "serve", "--port", str(self.port),
-             "--workers", str(workers)], cwd=ROOT, env=env, stdout=self._out,
-            stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout: float = 120.0) -> list[int]:
-        """Poll /health until 200; returns every status seen (503 while starting)."""
-        seen = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()[-2000:]
-            try:
-                response = httpx.get(self.base + "/health", timeout=5)
-            except httpx.TransportError:
-                time.sleep(0.2)
-                continue
-            seen.append(response.status_code)
-            if response.status_code == 200:
-                return seen
-            assert response.status_code == 503, response.text
-            assert response.json()["error"]["type"] == "EngineStartingError"
-            time.sleep(0.2)
-        raise AssertionError(f"not ready in {timeout} s: {self.log.read_text()[-2000:]}")
-
-    def stop(self) -> str:
-        self.process.terminate()
+def wait_ready(server: Server, timeout: float = 120.0) -> None:
+    """Poll /health until 200; every answer before it must be 503 EngineStartingError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert server.process.poll() is None, server.log_text()[-2000:]
         try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._out.close()
-        return self.log.read_text()
+            response = httpx.get(server.base + "/health", timeout=5)
+        except httpx.TransportError:
+            time.sleep(0.2)
+            continue
+        if response.status_code == 200:
+            return
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["type"] == "EngineStartingError"
+        time.sleep(0.2)
+    raise AssertionError(f"not ready in {timeout} s: {server.log_text()[-2000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +66,9 @@ def served_by(base: str, user_id: int, workers: int, attempts: int = 80) -> dict
 
 def test_one_worker_serves_reads_and_writes(server_env):
     env, directory = server_env
-    server = Server(env, 1, directory / "one.log")
+    server = Server(env, 1, directory / "one.log", access_log=True)
     try:
-        server.wait_ready()
+        wait_ready(server)
         with httpx.Client(base_url=server.base, timeout=30) as client:
             health = client.get("/health").json()
             assert health["status"] == "ok" and health["users"] == 40
@@ -132,19 +100,10 @@ def test_one_worker_serves_reads_and_writes(server_env):
 def test_two_workers_serve_users_created_through_the_other(server_env):
     env, directory = server_env
     earlier = int((directory / "first_user").read_text())
-    server = Server(env, 2, directory / "two.log")
+    server = Server(env, 2, directory / "two.log", access_log=True)
     try:
-        server.wait_ready()
         # Both workers must be up: each answers /health once its engine is ready.
-        seen = {}
-        for _ in range(200):
-            with httpx.Client(timeout=10) as client:
-                response = client.get(server.base + "/health")
-            seen[response.headers["x-served-by"]] = response.status_code
-            if len(seen) == 2 and set(seen.values()) == {200}:
-                break
-            time.sleep(0.1)
-        assert len(seen) == 2, seen
+        server.wait_ready(workers=2, timeout=120)
         created = []
         for liked in ({"1": 10, "2": 9}, {"13": 8, "14": None}, {"5": 10}):
             with httpx.Client(timeout=30) as client:

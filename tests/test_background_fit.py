@@ -75,14 +75,14 @@ def test_the_engine_serves_at_once_and_publishes_the_learned_models_when_fitted(
     assert 0.0 < engine.background.progress[1] < 1.0
     # A user saved meanwhile is kept, and served by the models published later.
     new_id = engine.add_user({1: 10, 2: 9, 3: 10})
-    assert not (settings.cache_dir / "manifest.json").exists()  # saved once, at the end
+    assert not (settings.cache_dir / "manifest.json").exists()  # saved after each round
 
     held_ease.set()
     assert engine.background.wait(WAIT)
     assert engine.preparing == () and engine.background.problem is None
     assert set(LEARNED) <= set(engine.algorithms)
-    assert engine.default_algorithm == "blend" and engine.default_collaborative == "ease"
-    assert engine.recommend(user, n=5).attrs["method"] == "blend"
+    assert engine.default_algorithm == "hybrid" and engine.default_collaborative == "ranker"
+    assert engine.recommend(user, n=5).attrs["collaborative"] == "ranker"
     assert len(engine.recommend(new_id, algorithm="ease", n=5)) == 5
 
     # The background fit saved the cache: the next start loads everything, fits nothing.
@@ -92,6 +92,45 @@ def test_the_engine_serves_at_once_and_publishes_the_learned_models_when_fitted(
     assert warm.has_user(new_id)
     assert warm.recommend(user, n=5)["anime_id"].tolist() == \
         engine.recommend(user, n=5)["anime_id"].tolist()
+
+
+def test_the_ranker_comes_after_the_other_learned_models(settings, held_ease, monkeypatch):
+    """EASE, ALS and the blend are published (and saved) while the ranker is still fitted."""
+    from recommender.models.ranker import LearnedRanker
+
+    gate, fit = threading.Event(), LearnedRanker.fit
+
+    def held_fit(self, data):
+        assert gate.wait(WAIT), "the test never released the ranker's fit"
+        return fit(self, data)
+
+    monkeypatch.setattr(LearnedRanker, "fit", held_fit)
+    try:
+        engine = RecommenderEngine.from_settings(settings, background=True)
+        user = int(engine.user_ids()[0])
+        held_ease.set()
+        deadline = time.monotonic() + WAIT
+        while engine.background.progress[0] != "fitting Learned ranker":
+            assert time.monotonic() < deadline, engine.background.progress
+            time.sleep(0.05)
+        assert engine.preparing == ("ranker",) and 0.0 < engine.background.progress[1] < 1.0
+        assert {"mf", "ease", "blend"} <= set(engine.algorithms)
+        # The default falls back to the best ready model on validation meanwhile.
+        assert (engine.default_algorithm, engine.default_collaborative) == ("hybrid", "ease")
+        assert engine.recommend(user, n=5).attrs["collaborative"] == "ease"
+        with pytest.raises(ModelPreparingError):
+            engine.recommend(user, algorithm="ranker")
+        manifest = settings.cache_dir / "manifest.json"
+        deadline = time.monotonic() + WAIT
+        while not manifest.exists():  # the first round is saved before the ranker's ends
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert "ease" in manifest.read_text() and '"ranker"' not in manifest.read_text()
+    finally:
+        gate.set()
+    assert engine.background.wait(WAIT) and engine.background.problem is None
+    assert engine.preparing == () and engine.default_collaborative == "ranker"
+    assert '"ranker"' in manifest.read_text()
 
 
 def test_a_failed_background_fit_leaves_the_ready_models_serving(settings, held_ease):
@@ -134,15 +173,16 @@ def test_recommend_shows_the_learned_choices_as_still_preparing_until_ready(dash
     at = recommend_page({"user": "2"})
     assert not at.exception
     radio = at.radio(key="rec_algorithm")
-    # The default (blend) is chosen and labelled, not silently replaced.
-    assert radio.value == "blend"
+    # The default (the hybrid over the ranker) is chosen and labelled, not silently replaced.
+    assert radio.value == "hybrid"
     captions = dict(zip(radio.options, radio.proto.captions))
-    assert captions["Blend"] == captions["EASE"] == "still preparing"
+    assert captions["Learned ranker"] == captions["Blend"] == captions["EASE"] == \
+        "still preparing"
     assert captions["User-user"] == "" and captions["Hybrid"] == ""
     notice = " ".join(str(i.value) for i in at.info)
-    assert "Blend is still being prepared" in notice
+    assert "Learned ranker is still being prepared" in notice
     assert "Top 10 for user 2 · Hybrid (User-user + content" in at.subheader[0].value
-    assert at.query_params["algorithm"] == "blend"  # the link keeps the choice
+    assert at.query_params["collab"] == "ranker"  # the link keeps the choice
     # A second visitor meanwhile sees the same state.
     other = recommend_page({"user": "4", "algorithm": "hybrid", "collab": "ease"})
     assert "EASE is still being prepared" in " ".join(str(i.value) for i in other.info)
@@ -151,6 +191,6 @@ def test_recommend_shows_the_learned_choices_as_still_preparing_until_ready(dash
     assert app_state.get_engine().background.wait(WAIT)
     at.run()
     assert not at.exception and not at.info
-    assert at.radio(key="rec_algorithm").value == "blend"
+    assert at.radio(key="rec_algorithm").value == "hybrid"
     assert not any(at.radio(key="rec_algorithm").proto.captions)
-    assert at.subheader[0].value.startswith("Top 10 for user 2 · Blend")
+    assert at.subheader[0].value.startswith("Top 10 for user 2 · Hybrid (Learned ranker")

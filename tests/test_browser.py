@@ -183,10 +183,11 @@ def shot(page, name: str, viewport=DESKTOP) -> None:
     # Charts are lazy-loaded: a skeleton stands in until Plotly's code has arrived.
     page.wait_for_function("() => !document.querySelector('[data-testid*=\"Skeleton\"]')",
                            timeout=STEP_TIMEOUT_MS)
-    charts = page.locator('[data-testid="stPlotlyChart"]')
-    for i in range(charts.count()):
-        charts.nth(i).locator(".main-svg").first.wait_for(state="attached",
-                                                          timeout=STEP_TIMEOUT_MS)
+    # Every chart on the page as it is now: a rerun meanwhile (a page refreshes itself
+    # when the background fit publishes a model) may redraw them or change how many.
+    page.wait_for_function("""() => [...document.querySelectorAll(
+        '[data-testid="stPlotlyChart"]')].every(c => c.querySelector('.main-svg'))""",
+                           timeout=STEP_TIMEOUT_MS)
     page.wait_for_timeout(1000)  # Plotly animates its first draw
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     page.set_viewport_size(viewport)

@@ -7,23 +7,25 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, copy_bundled_site
 
 #: The CLI reads DATABASE_URL and ANIREC_CACHE_DIR; tests point them at a temp dir
-#: shared by this module, so the repository's data/ is never written.
+#: shared by this module (a copy of the bundled site, so the models are loaded, not
+#: fitted again), and the repository's data/ is never written.
 _ENV: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def cli_database(tmp_path_factory):
+def cli_database(tmp_path_factory, bundled_site):
     directory = tmp_path_factory.mktemp("cli")
-    _ENV.update(DATABASE_URL=f"sqlite:///{directory / 'anime.db'}",
-                ANIREC_CACHE_DIR=str(directory / "cache"))
+    _ENV.update(copy_bundled_site(bundled_site, directory))
     yield directory
     _ENV.clear()
 
 
 def run(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    if not _ENV and not (env and "DATABASE_URL" in env):
+        raise RuntimeError("run() needs the cli_database fixture (or a DATABASE_URL in env)")
     return subprocess.run([sys.executable, "-m", "recommender", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **_ENV, **(env or {})})

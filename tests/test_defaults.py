@@ -37,8 +37,8 @@ def data():
 
 @pytest.fixture(scope="module")
 def served(data):
-    """The engine the product builds from ``EngineParams()`` (with the opt-in ranker)."""
-    return RecommenderEngine.fit(data, EngineParams(use_ranker=True))
+    """The engine the product builds from ``EngineParams()`` (the ranker included)."""
+    return RecommenderEngine.fit(data, EngineParams())
 
 
 def test_every_algorithm_has_a_class_default_test():
@@ -77,7 +77,13 @@ def test_the_ranker_from_its_own_defaults_is_the_served_ranker(data, served):
 
     own = LearnedRanker(served.models).fit(data)
     assert own.config == served.scorer("ranker").config == EngineParams().model("ranker")
-    assert "ranker" not in RecommenderEngine.fit(data, EngineParams()).algorithms  # opt-in
+    without = RecommenderEngine.fit(data, EngineParams(use_ranker=False))
+    assert "ranker" not in without.algorithms
+    # The defaults fall back to the best fitted algorithm on validation.
+    assert (served.default_algorithm, served.default_collaborative) == ("hybrid", "ranker")
+    assert (without.default_algorithm, without.default_collaborative) == ("hybrid", "ease")
+    params = EngineParams(default_algorithm="ranker", use_ranker=False)
+    assert RecommenderEngine.fit(data, params).default_algorithm == "blend"
     context = Context(served.snapshot)
     for profile in (served.profile(5), served.profile(liked={1: 10, 4: 9, 15: 2})):
         assert np.array_equal(own.score(profile, context).values,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from conftest import TINY_PARAMS, two_taste_groups
+from conftest import TINY_PARAMS, copy_bundled_site, two_taste_groups
 from recommender import RecommenderEngine
 from recommender.errors import ConfigurationError, UnknownAlgorithmError, UnknownAnimeError
 from recommender.models.blend import parse_weights
@@ -230,11 +230,12 @@ def test_models_on_real_data(bundled_engine, algorithm):
 
 
 @pytest.mark.realdata
-def test_cli_recommends_with_ease():
+def test_cli_recommends_with_ease(bundled_site, tmp_path):
     from test_cli import run
 
+    # On a copy of the bundled site, so the CLI loads the saved models.
     result = run("recommend", "--liked", "Steins;Gate", "--algorithm", "ease", "-n", "5",
-                 timeout=900)  # builds the whole engine, models included
+                 env=copy_bundled_site(bundled_site, tmp_path))
     assert result.returncode == 0, result.stderr
     assert "because you liked Steins;Gate" in result.stdout
     assert len(result.stdout.strip().splitlines()) == 6

@@ -1,7 +1,7 @@
 """Every dashboard page under AppTest: renders, widgets drive the engine, errors are friendly.
 
 AppTest runs a page in this process, so the engine cached by ``app_state`` is
-built once (on the bundled data) and shared by every test here.
+started once (warm, from a copy of the bundled site) and shared by every test here.
 """
 
 from __future__ import annotations
@@ -12,21 +12,24 @@ from dataclasses import replace
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT
+from conftest import ROOT, copy_bundled_site
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
-TIMEOUT = 600  # the first page run builds the engine; a loaded CI machine is slow
+TIMEOUT = 600  # the first page run starts the engine; a loaded CI machine is slow
 
 
 @pytest.fixture(scope="module", autouse=True)
-def isolated_settings(tmp_path_factory):
-    """Point the database and the index cache at a temporary folder, never at data/."""
+def isolated_settings(tmp_path_factory, bundled_site):
+    """Point the database and the index cache at a temporary folder, never at data/.
+
+    The folder is a copy of the bundled site (conftest), so the first page loads
+    the saved models instead of fitting them again.
+    """
     tmp = tmp_path_factory.mktemp("dashboard")
     saved = {k: os.environ.get(k)
              for k in ("DATABASE_URL", "ANIREC_CACHE_DIR", "ANIREC_BACKGROUND_FIT")}
-    os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'anime.db'}"
-    os.environ["ANIREC_CACHE_DIR"] = str(tmp / "cache")
+    os.environ.update(copy_bundled_site(bundled_site, tmp))
     # Every model before the first page (tests/test_background_fit.py covers the other way).
     os.environ["ANIREC_BACKGROUND_FIT"] = "0"
     yield
@@ -62,6 +65,16 @@ def results_table(at: AppTest):
     return at.dataframe[-1].value
 
 
+def neighbour_count(at: AppTest) -> dict:
+    """``k`` as the page sends it: only while the slider is enabled (the part uses it).
+
+    The learned ranker keeps the neighbour count it was trained with, so the
+    page disables the slider and sends no ``k`` for it.
+    """
+    slider = at.slider(key="rec_k")
+    return {} if slider.disabled else {"k": slider.value}
+
+
 def some_users(engine, n: int = 3) -> list[int]:
     """Users with enough ratings that every algorithm has evidence for them."""
     ids = engine.user_ids()
@@ -90,7 +103,7 @@ def test_recommend_for_a_user_from_the_url_matches_the_engine(engine):
     assert not at.exception
     shown = results_table(at)
     expected = engine.recommend(user, algorithm="hybrid", weight=0.3, n=8,
-                                k=at.slider(key="rec_k").value)
+                                **neighbour_count(at))
     assert shown["name"].tolist() == expected["name"].tolist()
     assert any(f"user {user}" in s for s in texts(at.subheader))
     assert at.query_params["user"] == str(user)
@@ -107,7 +120,7 @@ def test_weight_changes_the_results_and_reports_what_entered_and_left(engine):
     after = results_table(at)["anime_id"].tolist()
     assert after != before
     expected = engine.recommend(user, algorithm="hybrid", weight=1.0, n=10,
-                                k=at.slider(key="rec_k").value)
+                                **neighbour_count(at))
     assert after == expected["anime_id"].tolist()
     entered = len(set(after) - set(before))
     summary = [s for s in texts(at.markdown) if "0.00 → 1.00" in s]

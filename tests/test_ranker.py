@@ -46,17 +46,21 @@ def test_no_held_out_rating_reaches_the_ranker(monkeypatch, target):
     split = split_ratings(ratings, random_state=0)
     setup = prepare(anime, ratings, EvalSpec(split=target, n_users=0, params=TINY_PARAMS,
                                              algorithms=("ranker",)), split=split)
-    data, (given, kept, held) = seen[0], seen[1]
+    data, folds = seen[0], seen[1:]
     forbidden = _pairs(split.test) | (_pairs(split.validation) if target == "validation"
                                       else set())
     rows, cols = data.ratings.nonzero()
     fitted = set(zip(data.users.ids[rows].tolist(), data.items.ids[cols].tolist()))
     assert fitted and not fitted & forbidden
-    assert given is data.ratings
-    # The ranker's own labels are not among the inputs of its stage-1 models.
-    assert kept.multiply(held).nnz == 0 and held.nnz > 0
-    assert (kept + held - given).nnz == 0
-    assert setup.engine.models["ranker"].trained_users_ > 0
+    ranker = setup.engine.models["ranker"]
+    assert len(folds) == ranker.config.folds >= 2  # every fold carves its own labels
+    for given, kept, held in folds:
+        assert given is data.ratings
+        # The ranker's own labels are not among the inputs of its stage-1 models.
+        assert kept.multiply(held).nnz == 0 and held.nnz > 0
+        assert (kept + held - given).nnz == 0
+    assert folds[0][2].nnz and (folds[0][2] != folds[1][2]).nnz  # other seeds, other labels
+    assert ranker.trained_users_ > 0
 
 
 def test_hybrid_ends_are_exactly_the_parts(engine):
@@ -116,6 +120,28 @@ def test_reasons_come_from_the_contributions_and_follow_a_changed_feature(engine
     assert flipped != before
 
 
+def test_a_reason_never_says_the_same_thing_twice(engine):
+    ranker = engine.models["ranker"]
+    profile = engine.profile(user_id=2)
+    scores = engine.scores(profile, "ranker")
+    items, x = scores.context["items"], scores.context["features"]
+    args = (profile, scores.context["parts"], ranker.parts, ranker.table_, ranker.names_)
+    # EASE and ALS raise every item most, then the item's quality: both models name a
+    # title the user liked, and when it is the same one the quality phrase is next.
+    contrib = np.zeros((len(items), len(F.FEATURES) + 1))
+    for family, weight in (("ease", 3.0), ("mf", 2.0), ("quality", 1.0)):
+        contrib[:, F.COLUMN[FAMILIES[family][0]]] = weight
+    reasons, _ = reasons_from_contributions(x, contrib, items, *args)
+    parts = [r.split(" · ") for r in reasons]
+    assert all(len(p) == 2 and p[0] != p[1] for p in parts)
+    models = ("fans of ", "people with your history")
+    assert all(p[0].startswith(models) for p in parts)
+    # ALS always has a phrase, so a quality phrase second means it repeated EASE's.
+    repeated = [p for p in parts if p[1].startswith(("rated highly by", "community score"))]
+    assert repeated, "no item had the same phrase from both models"
+    assert all(p[1].startswith(models) for p in parts if p not in repeated)
+
+
 def test_other_algorithms_keep_their_reasons(engine):
     uu = engine.recommend(2, algorithm="user-user", n=3)
     assert uu["reason"].str.contains("nearest users").all()
@@ -173,3 +199,20 @@ def test_mmr_similarity_counts_the_franchise(engine):
     vectors = diversity_vectors(anime, np.array([0, 0, -1]))
     sims = (vectors @ vectors.T).toarray()
     assert sims[0, 1] == pytest.approx(1.0) and sims[0, 2] == pytest.approx(0.5)
+
+
+def test_graded_labels_and_folds(engine):
+    """Graded labels give a 10 more gain than a 9; each fold adds its own users' rows."""
+    ranker = engine.models["ranker"]
+    labels = {}
+    for graded in (False, True):
+        variant = LearnedRanker(ranker.parts, replace(ranker.config, graded=graded))
+        blocks, ys, groups = variant.training_rows(engine.data, 0)
+        labels[graded] = np.concatenate(ys)
+        assert len(blocks) == len(groups) > 0 and sum(groups) == len(labels[graded])
+    assert set(labels[False].tolist()) == {0.0, 1.0}
+    assert set(labels[True].tolist()) == {0.0, 2.0, 3.0}  # the tiny data rates 9 and 10
+    assert np.array_equal(labels[True] > 0, labels[False] > 0)
+    one = LearnedRanker(ranker.parts, replace(ranker.config, folds=1)).fit(engine.data)
+    two = LearnedRanker(ranker.parts, replace(ranker.config, folds=2)).fit(engine.data)
+    assert two.trained_users_ > one.trained_users_

@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, two_taste_groups
+from dashboard.tuning import COLLABORATIVE
 from recommender.config import EngineParams
 from recommender.evaluation import ALGORITHMS
 
@@ -94,7 +95,7 @@ def test_the_hybrid_on_ease_is_evaluated_with_a_readout_and_a_link(tiny_tune):
     table = at.dataframe[-1].value
     ease = table[table["collaborative"] == "ease"]
     assert sorted(ease["weight"].unique()) == [round(0.05 * i, 2) for i in range(21)]
-    assert {"hybrid on EASE", "hybrid on user-user"} <= {
+    assert {"hybrid on EASE", "hybrid on user-user", "hybrid on learned ranker"} <= {
         t["name"] for t in figures(at)[0]["data"]}
     # The readout is the table's row at the chosen weight, and its change from the default.
     row = ease[(ease["segment"] == "all") & (ease["weight"] == 0.55)].iloc[0]
@@ -213,10 +214,10 @@ def test_tune_page_on_the_bundled_data(monkeypatch, tmp_path):
     current = f"current {EngineParams().hybrid_weight:.2f}"  # the slider starts at the default
     assert any(current in a.get("text", "") for a in charts[0]["layout"]["annotations"])
     table = at.dataframe[-1].value
-    assert len(table) == (21 * 2 + len(ALGORITHMS)) * 3
+    assert len(table) == (21 * len(COLLABORATIVE) + len(ALGORITHMS)) * 3
     assert {"ndcg", "coverage", "novelty"} <= set(table.columns)
     # Computed once per hybrid and once for the variety sweep, cached on disk.
-    assert len(list(tmp_path.glob("*.json"))) == 3
+    assert len(list(tmp_path.glob("*.json"))) == len(COLLABORATIVE) + 1
     assert len(list(tmp_path.glob("diversity-*.json"))) == 1
 
     at.slider(key="tune_weight").set_value(0.9).run()  # moving the weight only redraws

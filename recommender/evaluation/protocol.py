@@ -70,8 +70,9 @@ RELEVANT_RATING = 8
 LIGHT_USER_RATINGS = 20
 #: Hybrid weights swept: 0.0, 0.1, ..., 1.0 (rounded so 0.3 is the literal 0.3).
 WEIGHTS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
-#: Algorithms evaluated besides the hybrid sweep: every one the registry has.
-#: Every algorithm an engine fits by default (an opt-in one, the ranker, when asked for).
+#: Algorithms evaluated besides the hybrid sweep: every one an engine fits whatever
+#: ``use_ranker`` says. The ranker is the default hybrid's part, so the sweep's w=1 row
+#: is the ranker alone; ``algorithms=(..., "ranker")`` lists it under its own name too.
 ALGORITHMS: tuple[str, ...] = tuple(a.name for a in registry.ALGORITHMS if not a.opt_in)
 #: Metric columns of the results table, in display order.
 METRICS: tuple[str, ...] = ("ndcg", "recall", "precision", "hit_rate", "map",

@@ -54,10 +54,20 @@ class RankerConfig:
     content_candidates: int = 30
     #: Share of each user's explicit training ratings held out to train the ranker on.
     holdout: float = 0.2
-    #: Users the ranker is trained on (a seeded sample of those with a held-out like).
-    train_users: int = 2000
-    trees: int = 300
-    learning_rate: float = 0.05
+    # Validation NDCG@10 / EASE (1000 users, seed 0; README "The learned ranker"): one
+    # fold of 2,000 users with 300 trees at 0.05, 0.987x; 150 trees at 0.1, 0.997x (and
+    # half the latency); 6,000 users (every user with a held-out like), 1.019x; two
+    # folds, 1.054x; three or four folds, 1.056x at 1.4-1.7x the fit; graded labels,
+    # 1.015x (one fold) and 1.012x (two).
+    #: Users the ranker is trained on per fold (a seeded sample of those with a held-out like).
+    train_users: int = 6000
+    #: Hold-outs (each with its own seed and its own refitted stage-1 models) stacked
+    #: into the training set: more (user, candidate) rows for the same ratings.
+    folds: int = 2
+    #: Labels 1/2/3 for held-out ratings 8/9/10 instead of 1 for every like.
+    graded: bool = False
+    trees: int = 150
+    learning_rate: float = 0.1
     leaves: int = 31
     min_child_samples: int = 50
     feature_fraction: float = 0.8
@@ -69,8 +79,9 @@ class RankerConfig:
         if not 0 < self.holdout < 1:
             raise ConfigurationError(f"ranker holdout must be in (0, 1), got {self.holdout}")
         if min(self.ease_candidates, self.mf_candidates, self.user_user_candidates,
-               self.content_candidates, self.train_users, self.trees) < 1:
-            raise ConfigurationError("ranker candidate counts, train_users and trees must be >= 1")
+               self.content_candidates, self.train_users, self.trees, self.folds) < 1:
+            raise ConfigurationError("ranker candidate counts, train_users, trees and folds "
+                                     "must be >= 1")
 
     @property
     def per_model(self) -> dict[str, int]:
@@ -114,7 +125,30 @@ class LearnedRanker:
         import lightgbm as lgb
 
         c = self.config
-        kept, held = F.holdout(data.ratings, c.holdout, random_state=c.random_state)
+        blocks, labels, groups = [], [], []
+        for fold in range(c.folds):
+            rows, ys, sizes = self.training_rows(data, c.random_state + fold)
+            blocks += rows
+            labels += ys
+            groups += sizes
+        self.booster_ = self._train(lgb, blocks, labels, groups)
+        self.trained_users_ = len(groups)
+        self._adopt(data)
+        return self
+
+    def training_rows(self, data: TrainingData, seed: int,
+                      ) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
+        """One hold-out's training set (seeded by ``seed``), a query group per user.
+
+        Returns the feature rows of each user's candidates, their labels and the
+        group sizes; users whose candidates are all liked or none liked are left
+        out (LambdaRank learns nothing from them).
+        """
+        c = self.config
+        blocks: list[np.ndarray] = []
+        labels: list[np.ndarray] = []
+        groups: list[int] = []
+        kept, held = F.holdout(data.ratings, c.holdout, random_state=seed)
         inner = TrainingData(data.anime, data.users, data.items, kept)
         stage1: dict[str, Scorer] = {}
         for name, model in self.parts.items():
@@ -124,25 +158,26 @@ class LearnedRanker:
         context = Context(Snapshot(inner, knn.rows(kept)))
         table = F.item_table(inner)
         liked = held.copy()
-        liked.data = (liked.data >= LIKE_RATING).astype(np.float32)
+        liked.data = np.where(liked.data >= LIKE_RATING,
+                              # Graded: 8, 9 and 10 are gains 1, 2 and 3; else every like is 1.
+                              liked.data - LIKE_RATING + 1 if c.graded else 1,
+                              0).astype(np.float32)
         liked.eliminate_zeros()
         users = np.flatnonzero(np.diff(liked.indptr) > 0)
-        rng = np.random.default_rng(c.random_state)
+        rng = np.random.default_rng(seed)
         if len(users) > c.train_users:
             users = np.sort(rng.choice(users, c.train_users, replace=False))
-        blocks, labels, groups = [], [], []
         for u in users:
             profile = _row_profile(kept, u, data)
             items, x = self._features(profile, context, stage1, table)
-            y = np.isin(items, liked.indices[liked.indptr[u]:liked.indptr[u + 1]])
+            start, end = liked.indptr[u], liked.indptr[u + 1]
+            gain = dict(zip(liked.indices[start:end].tolist(), liked.data[start:end].tolist()))
+            y = np.array([gain.get(int(i), 0.0) for i in items], dtype=np.float32)
             if y.any() and not y.all():
                 blocks.append(x)
-                labels.append(y.astype(np.float32))
+                labels.append(y)
                 groups.append(len(items))
-        self.booster_ = self._train(lgb, blocks, labels, groups)
-        self.trained_users_ = len(groups)
-        self._adopt(data)
-        return self
+        return blocks, labels, groups
 
     def _train(self, lgb, blocks, labels, groups):
         c = self.config

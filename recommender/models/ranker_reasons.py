@@ -111,11 +111,16 @@ def reasons_from_contributions(x: np.ndarray, contrib: np.ndarray, items: np.nda
                                profile: UserProfile, parts: Mapping[str, Scores],
                                models: Mapping[str, Scorer], table: F.ItemTable,
                                names: np.ndarray) -> tuple[list[str], list[dict]]:
-    """Per row: the reason (top families with a positive contribution) and every family's sum."""
+    """Per row: the reason (top families with a positive contribution) and every family's sum.
+
+    A reason names :data:`REASON_FAMILIES` different phrases at most.
+    """
     sums = family_contributions(contrib)
     labels = list(FAMILIES)
+    # One family to spare: EASE and ALS often name the same title ("fans of X watch
+    # it"), and a phrase is said once, so the next family then takes its place.
     chosen = [[labels[j] for j in np.argsort(-total, kind="stable") if total[j] > 0]
-              [:REASON_FAMILIES] for total in sums]
+              [:REASON_FAMILIES + 1] for total in sums]
     # One explain call per stage-1 model for every item that names it.
     because = {}
     for family in ("ease", "mf", "content"):
@@ -123,7 +128,11 @@ def reasons_from_contributions(x: np.ndarray, contrib: np.ndarray, items: np.nda
         because[family] = _because(models.get(family), profile, wanted, parts.get(family))
     reasons, shares = [], []
     for row, total, item, families in zip(x, sums, items, chosen):
-        words = [phrase(f, row, int(item), because, table, names) for f in families]
+        words: list[str] = []
+        for family in families:
+            said = phrase(family, row, int(item), because, table, names)
+            if said not in words and len(words) < REASON_FAMILIES:
+                words.append(said)
         reasons.append(" · ".join(words) if words else NEUTRAL)
         shares.append({labels[j]: round(float(total[j]), 4) for j in range(len(labels))})
     return reasons, shares

@@ -52,8 +52,8 @@ class Algorithm:
     similar_items: bool = False
     #: Slow to fit: fitted only when ``EngineParams.use_models`` is on.
     learned: bool = False
-    #: Fitted only when asked for (``EngineParams.use_ranker``): it costs more to fit
-    #: and to serve than it has been measured to gain (README "Evaluation").
+    #: Fitted only when ``EngineParams.use_ranker`` is on (the default): turning it off
+    #: saves its fit, about as long as every other model's together.
     opt_in: bool = False
     #: Shown in the dashboard's choices (a baseline like random is not).
     offered: bool = True

@@ -5,9 +5,10 @@ about 60 of 80 s on the bundled data). User-user, content, popularity and the
 title search are ready long before, and they are enough for a first page. So a
 start-up asked to (``RecommenderEngine.from_settings(background=True)``, which the
 dashboard uses) builds those, hands the engine out, and fits the rest here, in
-one daemon thread. The engine publishes the fitted models in one step
-(``RecommenderEngine.add_models``) and saves the cache; until then it names them
-in ``preparing`` and refuses them with :class:`ModelPreparingError`.
+one daemon thread, in two rounds: ALS, EASE and the blend, then the ranker
+fitted on top of them. After each round the engine publishes its models in one
+step (``RecommenderEngine.add_models``) and saves the cache; until then it names
+them in ``preparing`` and refuses them with :class:`ModelPreparingError`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from recommender.models import registry
 
 _log = logging.getLogger(__name__)
 
-#: ``publish(models)``: called once with every model the thread fitted.
+#: ``publish(models)``: called with the models of each round the thread fitted.
 Publish = Callable[[dict[str, Scorer]], None]
 #: ``save()``: persists what the engine now serves (the model cache).
 Save = Callable[[], None]
@@ -102,13 +103,31 @@ class BackgroundFit:
 
     def _run(self) -> None:
         try:
-            models = registry.fit_all(self._data, self._params.models, use_learned=True,
-                                      use_opt_in=self._params.use_ranker,
-                                      restored=self._fitted, progress=self._report)
-            with self._lock:
-                self._stage, self._fraction = "publishing", 1.0
-            self._publish({name: models[name] for name in self.names if name in models})
-            self._save_cache()
+            # The ranker is fitted on top of the other learned models and takes about as
+            # long as all of them, so they are published (and saved) first: EASE and the
+            # blend serve while the ranker is still being fitted.
+            rounds = [False, True] if self._params.use_ranker else [False]
+            costs = [self._cost(self._fitted, opt_in) for opt_in in rounds]
+            costs[-1] -= costs[0] if len(costs) > 1 else 0.0
+            total = sum(costs) or 1.0
+            fitted, before = dict(self._fitted), 0.0
+            for opt_in, cost in zip(rounds, costs):
+                def report(label: str, done: float, share: float, _base=before, _cost=cost):
+                    self._report(label, (_base + done * _cost) / total, share)
+
+                models = registry.fit_all(self._data, self._params.models, use_learned=True,
+                                          use_opt_in=opt_in, restored=fitted, progress=report)
+                before += cost
+                fresh = {name: models[name] for name in self.names
+                         if name in models and name not in fitted}
+                fitted.update(models)
+                if fresh:
+                    with self._lock:
+                        self._stage, self._fraction = "publishing", before / total
+                    self._publish(fresh)
+                    with self._lock:
+                        self._stage = "saving the fitted models"
+                    self._save_cache()
         except Exception as exc:  # noqa: BLE001 - a failed fit must not kill the server
             # The engine keeps serving what it has; the models stay unavailable.
             _log.error("fitting the learned models failed: %s", exc, exc_info=True)
@@ -116,3 +135,8 @@ class BackgroundFit:
                 self._problem = f"{type(exc).__name__}: {exc}".splitlines()[0]
         finally:
             self._done.set()
+
+    @staticmethod
+    def _cost(restored: Mapping[str, Scorer], opt_in: bool) -> float:
+        """The fit cost of what one round has to fit (the registry's estimates)."""
+        return sum(a.fit_cost for a in registry.enabled(True, opt_in) if a.name not in restored)

@@ -42,6 +42,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Mapping
@@ -65,6 +66,11 @@ DATA, ROWS, SEARCH = "data", "rows", "search"
 _CSR_PARTS = ("indptr", "indices", "data")
 #: Temp files of a killed save are removed by a later save once this old.
 STALE_TEMP_SECONDS = 600.0
+#: np.load parses each header with ast.literal_eval, and CPython before 3.11.8 can
+#: fail that with "AST constructor recursion depth mismatch" when threads compile at
+#: once (python/cpython#106905). Opening is only the header (the data is mapped
+#: lazily), so the prefetch threads take turns there and check checksums in parallel.
+_OPEN_LOCK = threading.Lock()
 
 
 def fingerprint(data: TrainingData) -> dict:
@@ -343,7 +349,8 @@ class ModelCache:
         every start.
         """
         path = self._verified(entry)
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
+        with _OPEN_LOCK:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
         if not isinstance(array, np.ndarray):
             raise ValueError(f"{path.name} is not one array")
         # A plain ndarray over the mapping: np.memmap's subclass would leak into

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from recommender.config import EngineParams, Settings
+from recommender.config import VALIDATION_ORDER, EngineParams, Settings
 from recommender.core.profiling import PROFILER, timed
 from recommender.core.types import (
     Context,
@@ -235,16 +235,20 @@ class RecommenderEngine:
     def default_algorithm(self) -> str:
         """The algorithm ``recommend`` uses when none is named (``params.default_algorithm``).
 
-        When that model is not fitted (``use_models`` off), the hybrid.
+        When that model is not fitted, the best on validation that is
+        (:data:`~recommender.config.VALIDATION_ORDER`), else the hybrid.
         """
-        wanted = self.params.default_algorithm
-        return wanted if wanted in self.algorithms else HYBRID
+        return next((name for name in (self.params.default_algorithm, *VALIDATION_ORDER)
+                     if name in self.algorithms), HYBRID)
 
     @property
     def default_collaborative(self) -> str:
-        """The hybrid's collaborative part when none is named (user-user if not fitted)."""
-        wanted = self.params.hybrid_collaborative
-        return wanted if wanted in self.collaborative_algorithms else "user-user"
+        """The hybrid's collaborative part when none is named (``params.hybrid_collaborative``).
+
+        When that model is not fitted, the best collaborative one on validation that is.
+        """
+        return next((name for name in (self.params.hybrid_collaborative, *VALIDATION_ORDER)
+                     if name in self.collaborative_algorithms), "user-user")
 
     @property
     def similar_models(self) -> tuple[str, ...]:
@@ -368,6 +372,7 @@ class RecommenderEngine:
         frame.attrs.update({"method": method, "requested": algorithm,
                             "fallback": method != algorithm, "unknown_ids": unknown,
                             "weight": weight if algorithm == HYBRID else None,
+                            "collaborative": collaborative if algorithm == HYBRID else None,
                             "diversity": diversity})
         return frame
 

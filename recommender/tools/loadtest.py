@@ -159,14 +159,21 @@ def write_script(path: Path, url: str, key: str, rng: random.Random) -> None:
 class Server:
     """``python -m recommender serve`` in a child process (ended by its id)."""
 
-    def __init__(self, env: dict, workers: int, log: Path):
+    def __init__(self, env: dict, workers: int, log: Path, *, access_log: bool = False):
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = log
         self._log = log.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "recommender", "serve", "--port", str(self.port),
-             "--workers", str(workers), "--no-access-log"],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        command = [sys.executable, "-m", "recommender", "serve", "--port", str(self.port),
+                   "--workers", str(workers)]
+        self.process = subprocess.Popen(command + ([] if access_log else ["--no-access-log"]),
+                                        cwd=ROOT, env=env, stdout=self._log,
+                                        stderr=subprocess.STDOUT)
+
+    def log_text(self) -> str:
+        """What the server printed so far."""
+        self._log.flush()
+        return self.log_path.read_text()
 
     def wait_ready(self, workers: int, timeout: float = 180.0) -> None:
         """Until every worker (told apart by ``X-Served-By``) answers /health with 200."""
@@ -190,7 +197,8 @@ class Server:
             time.sleep(0.1)
         raise RecommenderError(f"the server was not ready within {timeout:.0f} s")
 
-    def stop(self) -> None:
+    def stop(self) -> str:
+        """End the server; returns everything it printed."""
         self.process.terminate()
         try:
             self.process.wait(timeout=30)
@@ -198,6 +206,7 @@ class Server:
             self.process.kill()
             self.process.wait()
         self._log.close()
+        return self.log_path.read_text()
 
 
 def run_wrk(wrk: str, script: Path, base: str, connections: int, seconds: float,
