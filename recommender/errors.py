@@ -19,6 +19,11 @@ class RecommenderError(Exception):
 class UnknownUserError(RecommenderError, KeyError):
     """A ``user_id`` that the engine does not know."""
 
+    def __init__(self, message: str, *, user_id: int | None = None):
+        super().__init__(message)
+        #: The id asked for, when it was a whole number at all.
+        self.user_id = user_id
+
 
 class UnknownAnimeError(RecommenderError, KeyError):
     """An anime id or title that the catalogue does not have."""

@@ -268,11 +268,30 @@ def test_writes_are_rate_limited_per_client(engine):
     assert int(response.headers["retry-after"]) > 0
 
 
-def test_users_added_by_another_process_are_served(client, settings):
+def test_users_added_by_another_process_are_served(client, engine, settings):
     other = RecommenderEngine.from_settings(settings)  # as another worker would be
+    # A miss a moment earlier has just looked in the database; the new user must be
+    # found all the same (a time limit on look-ups once answered 404 here).
+    above = int(engine.user_ids()[-1]) + 1000
+    error_of(client.get("/recommend", params={"user_id": above}), 404, "UnknownUserError")
     user_id = other.add_user({4: 10, 6: 9})
     response = client.get("/recommend", params={"user_id": user_id, "n": 3})
     assert response.status_code == 200, response.text
+
+
+def test_a_miss_below_the_largest_id_does_not_ask_the_database(client, engine, monkeypatch):
+    client.get("/recommend", params={"user_id": 3})  # the periodic look, if due, runs here
+    looks = []
+    real = db.ratings_after
+    monkeypatch.setattr(db, "ratings_after", lambda conn, after: looks.append(after)
+                        or real(conn, after))
+    largest = int(engine.user_ids()[-1])
+    gap = next(i for i in range(1, largest) if not engine.has_user(i))
+    for _ in range(3):
+        error_of(client.get("/recommend", params={"user_id": gap}), 404, "UnknownUserError")
+    assert looks == []  # ids are committed in order, so a gap is never filled later
+    error_of(client.get("/recommend", params={"user_id": largest + 1}), 404, "UnknownUserError")
+    assert looks == [largest]
 
 
 # --------------------------------------------------------------------------- CORS and sizes

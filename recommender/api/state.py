@@ -8,9 +8,8 @@ requests queues there instead of blocking the event loop.
 
 Several API processes (``--workers``) share the database: each request first
 appends users other processes added (at most every ``CATCH_UP_SECONDS``), and
-a request for a user this process does not know looks again at once (at most
-every ``MISS_CATCH_UP_SECONDS``), so a user created through one worker is
-served by every other one straight away.
+a request for a user id above every id this process holds looks again at once,
+so a user created through one worker is served by every other one straight away.
 """
 
 from __future__ import annotations
@@ -40,8 +39,6 @@ Starter = Callable[[Progress], RecommenderEngine]
 
 #: Seconds between look-ups of users other processes added (as the dashboard does).
 CATCH_UP_SECONDS = 10.0
-#: Seconds between extra look-ups caused by requests for users this process lacks.
-MISS_CATCH_UP_SECONDS = 0.5
 #: Seconds before a failed start (e.g. the database was down) is tried again.
 RETRY_SECONDS = 5.0
 
@@ -168,8 +165,14 @@ def _with_catch_up(engine: RecommenderEngine, work: Callable[[RecommenderEngine]
     _catch_up(engine, CATCH_UP_SECONDS)
     try:
         return work(engine)
-    except UnknownUserError:
-        # Perhaps created through another process a moment ago: look once more.
-        if _catch_up(engine, MISS_CATCH_UP_SECONDS) == 0:
+    except UnknownUserError as exc:
+        # Perhaps created through another process a moment ago: look once more. Ids
+        # are committed in increasing order (UserStore), so only an id above every id
+        # in memory can be new; any other is unknown without asking the database.
+        # (A time limit here instead would answer 404 for a user created just after
+        # some other miss had looked.)
+        known = engine.user_ids()
+        newer = exc.user_id is not None and (not len(known) or exc.user_id > known[-1])
+        if not newer or _catch_up(engine, 0.0) == 0:
             raise
     return work(engine)

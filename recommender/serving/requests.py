@@ -43,7 +43,7 @@ def user_row(snapshot: Snapshot, user_id: object) -> int:
         raise UnknownUserError(f"user {_shown(user_id)} is not a user id")
     row = snapshot.data.users.number(number)
     if row < 0:
-        raise UnknownUserError(f"unknown user {number}")
+        raise UnknownUserError(f"unknown user {number}", user_id=number)
     return row
 
 
