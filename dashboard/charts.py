@@ -95,8 +95,24 @@ def weight_curve(table: pd.DataFrame, metric: str, segment: str, current_weight:
                       yaxis_title=_label(metric, k), height=440, margin={"t": 30, "r": 10},
                       legend={"orientation": "h", "y": -0.25})
     if metric in PERCENT:
-        fig.update_yaxes(tickformat=".0%")
+        fig.update_yaxes(tickformat=percent_ticks(rows[metric]))
     return fig
+
+
+def percent_ticks(values) -> str:
+    """A percent tick format with as many decimals as the values' span needs.
+
+    Plotly puts several ticks inside one whole percent when the span is small
+    (coverage often moves by tenths of a point), and ``.0%`` then labels them
+    all alike, e.g. "3%, 3%, 3%". Up to ten ticks over the span must differ.
+    """
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    span = float(finite.max() - finite.min()) if finite.size else 0.0
+    if span <= 0:
+        return ".0%"
+    # A tenth of the span, in percentage points, must show in the last decimal.
+    return f".{min(3, max(0, int(np.ceil(-np.log10(span * 10)))))}%"
 
 
 def tradeoff_chart(table: pd.DataFrame, accuracy: str, other: str, segment: str,
@@ -124,7 +140,7 @@ def tradeoff_chart(table: pd.DataFrame, accuracy: str, other: str, segment: str,
                       height=440, margin={"t": 30, "r": 10},
                       legend={"orientation": "h", "y": -0.25})
     if other in PERCENT:
-        fig.update_xaxes(tickformat=".0%")
+        fig.update_xaxes(tickformat=percent_ticks(rows[other]))
     return fig
 
 
@@ -150,7 +166,8 @@ def diversity_chart(curve: pd.DataFrame, segment: str, current: float, k: int,
                         name=title + ("" if column in PERCENT else f"@{k}"), row=number,
                         col=1, showlegend=False)
         fig.update_yaxes(title_text=title + ("" if column in PERCENT else f"@{k}"),
-                         tickformat=".0%" if column in PERCENT else None, row=number, col=1)
+                         tickformat=percent_ticks(rows[column]) if column in PERCENT else None,
+                         row=number, col=1)
         label = {"annotation_text": f"variety {current:.1f}"} if number == 1 else {}
         fig.add_vline(x=current, line_dash="dash", line_color="red", row=number, col=1,
                       **label)
