@@ -192,6 +192,16 @@ def get_engine() -> RecommenderEngine:
     return engine
 
 
+def knows_user(engine: RecommenderEngine, user_id: object) -> bool:
+    """Whether ``user_id`` is a user, looking in the database for an id another process
+    may just have saved (above every id in memory), so a link to it works at once."""
+    try:
+        return engine.look_for_user(user_id)
+    except DatabaseError as exc:
+        _log.warning("cannot look for new users: %s", exc)
+        return engine.has_user(user_id)
+
+
 def replace_engine(engine: RecommenderEngine) -> None:
     """Make ``engine`` the shared engine for the current settings (after an admin action).
 

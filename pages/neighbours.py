@@ -90,7 +90,7 @@ exact = bool(c4.toggle("Exact search", key="nb_exact",
                             "index's"))
 st.query_params.from_dict({"user": str(user_id), "k": str(k),
                            **({"exact": "1"} if exact else {})})
-if not engine.has_user(user_id):
+if not app_state.knows_user(engine, user_id):
     ids = engine.user_ids()
     if len(ids):
         st.error(f"There is no user {user_id}. User ids run from {int(ids[0])} to "

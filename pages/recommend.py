@@ -124,7 +124,7 @@ def snap_user() -> None:
     land on missing ids most of the time.
     """
     wanted, before = int(state.rec_user), int(state.get("keep:rec_user", state.rec_user))
-    if not len(user_ids) or engine.has_user(wanted):
+    if not len(user_ids) or app_state.knows_user(engine, wanted):
         return
     at = int(np.searchsorted(user_ids, wanted))
     if wanted > before:
@@ -225,7 +225,7 @@ if mode == MODES[0]:
     user_id = int(state.rec_user)
     if state.get("user_notice"):
         st.info(state.pop("user_notice"))
-    if not engine.has_user(user_id):
+    if not app_state.knows_user(engine, user_id):
         if len(user_ids):
             st.error(f"There is no user {user_id}. User ids run from {int(user_ids[0])} to "
                      f"{int(user_ids[-1])} (with gaps); step the id or try the random user "

@@ -168,3 +168,30 @@ def test_catch_up_with_an_interval_asks_the_database_at_most_that_often(tiny_set
     assert reader.catch_up() == 1  # no interval: looks now
     assert reader.has_user(new_id)
     assert new_id in set(reader.neighbors(liked={1: 10, 2: 9, 12: 2}, k=5)["user_id"])
+
+
+def test_looking_for_a_user_asks_the_database_only_above_the_largest_id(tiny_settings,
+                                                                        monkeypatch):
+    # What a link to a user just saved elsewhere needs: found at once, while an id
+    # that cannot be new (below the largest) never costs a query, however often asked.
+    from recommender.data import database as db
+
+    writer = RecommenderEngine.from_settings(tiny_settings)
+    reader = RecommenderEngine.from_settings(tiny_settings)
+    writer.add_user({3: 10})  # app ids start far above the imported ones: a gap
+    reader.catch_up(min_interval=3600)  # the interval now keeps the periodic look away
+    looks = []
+    real = db.ratings_after
+    monkeypatch.setattr(db, "ratings_after",
+                        lambda conn, after: looks.append(after) or real(conn, after))
+    ids = reader.user_ids()
+    gap = int(ids[-2]) + 1
+    assert gap < ids[-1] and not reader.has_user(gap)
+    assert [reader.look_for_user(v) for v in (gap, -3, "x", None, 2.5)] == [False] * 5
+    assert looks == []
+    new_id = writer.add_user({1: 10, 2: 9})
+    looks.clear()
+    assert reader.look_for_user(new_id) and reader.has_user(new_id)
+    assert looks == [int(ids[-1])]
+    assert reader.look_for_user(new_id) and len(looks) == 1  # known now: no query
+    assert not reader.look_for_user(new_id + 1) and len(looks) == 2

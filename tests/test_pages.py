@@ -265,6 +265,24 @@ def test_neighbours_page_matches_the_engine(engine):
     assert at.metric[0].label == "Recall@10"
 
 
+def test_a_user_saved_by_another_process_opens_at_once(engine):
+    # A link shared straight after a save elsewhere (the API, another replica) must
+    # work without waiting for the periodic look for new users.
+    from recommender import RecommenderEngine
+
+    liked = dict(zip(engine.recommend(some_users(engine)[0], n=3)["anime_id"], (10, 9, 9)))
+    other = RecommenderEngine.from_settings()
+    engine.catch_up()  # the periodic look has just run, so it will not find the user
+    new_id = other.add_user(liked)
+    assert not engine.has_user(new_id)
+    at = page("recommend.py", query={"user": str(new_id)})
+    assert not at.exception and not at.error
+    assert at.number_input(key="rec_user").value == new_id
+    assert engine.has_user(new_id) and len(results_table(at))
+    at = page("neighbours.py", query={"user": str(new_id + 1)})
+    assert any(f"There is no user {new_id + 1}" in e for e in texts(at.error))
+
+
 def test_neighbours_page_user_widget_and_errors(engine):
     first, second = some_users(engine)[:2]
     at = page("neighbours.py", query={"user": str(first)})

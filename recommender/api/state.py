@@ -150,29 +150,27 @@ def _one_blas_thread() -> None:
     threadpool_limits(1)
 
 
-def _catch_up(engine: RecommenderEngine, min_interval: float) -> int:
-    if engine.database is None:  # an in-memory engine has no other writers
-        return 0
+def _quietly(look: Callable[[], T], fallback: T) -> T:
+    """``look()`` (a database read), or ``fallback`` when the database cannot be read.
+
+    Serving what is in memory beats failing the request; a write would report it.
+    """
     try:
-        return engine.catch_up(min_interval=min_interval)
+        return look()
     except DatabaseError as exc:
-        # Serving what is in memory beats failing the request; a write would report it.
         _log.warning("cannot look for new users: %s", exc)
-        return 0
+        return fallback
 
 
 def _with_catch_up(engine: RecommenderEngine, work: Callable[[RecommenderEngine], T]) -> T:
-    _catch_up(engine, CATCH_UP_SECONDS)
+    if engine.database is not None:  # an in-memory engine has no other writers
+        _quietly(lambda: engine.catch_up(min_interval=CATCH_UP_SECONDS), 0)
     try:
         return work(engine)
     except UnknownUserError as exc:
-        # Perhaps created through another process a moment ago: look once more. Ids
-        # are committed in increasing order (UserStore), so only an id above every id
-        # in memory can be new; any other is unknown without asking the database.
-        # (A time limit here instead would answer 404 for a user created just after
-        # some other miss had looked.)
-        known = engine.user_ids()
-        newer = exc.user_id is not None and (not len(known) or exc.user_id > known[-1])
-        if not newer or _catch_up(engine, 0.0) == 0:
+        # Perhaps created through another process a moment ago: look once more (only
+        # ids above every id in memory ask the database, so misses stay cheap).
+        wanted = exc.user_id
+        if wanted is None or not _quietly(lambda: engine.look_for_user(wanted), False):
             raise
     return work(engine)

@@ -278,6 +278,11 @@ class RecommenderEngine:
             return False
         return True
 
+    def look_for_user(self, user_id: object) -> bool:
+        """:meth:`has_user`, asking the database first if the id may be new there."""
+        return self.has_user(user_id) or (  # see UserStore.look_for
+            self._users is not None and self._users.look_for(self, parse_id(user_id)))
+
     def stats(self) -> dict:
         """Sizes for the dashboard: users, anime, ratings, matrix and index memory."""
         return sizes(self._snapshot, self._knn)

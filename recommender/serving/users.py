@@ -156,6 +156,21 @@ class UserStore:
                 raise self._error("cannot read new users", exc) from None
             return target.publish_users(frame)
 
+    def look_for(self, target: UserTarget, user_id: int | None) -> bool:
+        """Whether ``user_id`` is in ``target`` once users above its largest id are appended.
+
+        Ids are committed in increasing order (see the module docstring), so only
+        an id above every id in memory can belong to a user another process created
+        since the last :meth:`catch_up`; any other id is answered without a query,
+        however often it is asked. :class:`DatabaseError` when the database cannot
+        be read.
+        """
+        known = target.user_ids()
+        if user_id is None or (len(known) and user_id <= known[-1]):
+            return bool(user_id is not None and np.isin(user_id, known))
+        self.catch_up(target)
+        return bool(np.isin(user_id, target.user_ids()))
+
     def delete_app_users(self) -> int:
         """Delete every user created in the app (``source = "app"``) and their ratings.
 
